@@ -1,0 +1,71 @@
+# Roster's build. Every tool it needs beyond Go and git is installed under bin/ by this
+# Makefile or by hack/ scripts, pinned, so a fresh clone works on a machine with only Go.
+
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+K8S_VERSION ?= 1.37.2
+ETCD_VERSION ?= 3.6.16
+
+BIN := $(CURDIR)/bin
+CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+GO_TEST_FLAGS ?= -count=1
+export K8S_VERSION ETCD_VERSION
+
+.PHONY: all
+all: build
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from the markers in api/ and controllers/.
+	$(CONTROLLER_GEN) rbac:roleName=roster-manager crd paths="./..." \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+
+.PHONY: verify
+verify: manifests generate ## Fail when generated files are not what the sources generate.
+	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
+		echo "generated files are out of date; run 'make manifests generate' and commit:"; \
+		git status --porcelain -- api config; git --no-pager diff --stat -- api config; exit 1; \
+	fi
+
+.PHONY: fmt
+fmt: ## gofmt the tree.
+	gofmt -l -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## go vet.
+	go vet ./...
+
+.PHONY: envtest
+envtest: ## Provide kube-apiserver and etcd for envtest under bin/k8s/.
+	@hack/setup-envtest.sh >/dev/null
+
+.PHONY: test
+test: verify vet envtest ## Run every test against a real API server.
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: bench
+bench: envtest ## Run the benchmarks.
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: demo
+demo: ## A local control plane with Roster's CRDs and samples.
+	@echo "make demo comes with the controllers (issue 3); until then run 'make test'."
+
+##@ Build
+
+.PHONY: build
+build: ## Build the manager.
+	go build -o $(BIN)/manager ./cmd/manager
+
+$(CONTROLLER_GEN):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+	mv $(BIN)/controller-gen $(CONTROLLER_GEN)
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
