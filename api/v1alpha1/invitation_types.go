@@ -123,12 +123,14 @@ const (
 )
 
 // InvitationFailureReason says why an invitation cannot go on (F7).
-// +kubebuilder:validation:Enum=AlreadyMember;AwaitingApproval;PreviouslyRejected;PreviouslyRemoved;QuotaExceeded;DeliveryFailed
+// +kubebuilder:validation:Enum=AlreadyMember;AlreadyInvited;AwaitingApproval;PreviouslyRejected;PreviouslyRemoved;QuotaExceeded;DeliveryFailed
 type InvitationFailureReason string
 
 const (
 	// ReasonAlreadyMember: the person is already an active member.
 	ReasonAlreadyMember InvitationFailureReason = "AlreadyMember"
+	// ReasonAlreadyInvited: another invitation already waits for this person; resend that one.
+	ReasonAlreadyInvited InvitationFailureReason = "AlreadyInvited"
 	// ReasonAwaitingApproval: the person signed up and waits for approval; approve them instead.
 	ReasonAwaitingApproval InvitationFailureReason = "AwaitingApproval"
 	// ReasonPreviouslyRejected: the person was rejected; re-approve them instead.

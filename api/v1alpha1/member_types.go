@@ -126,6 +126,12 @@ type MemberStatus struct {
 	// LastLoginAt is when the person last signed in.
 	// +optional
 	LastLoginAt *metav1.Time `json:"lastLoginAt,omitempty"`
+	// Deliveries are the messages about this membership handed to notification channels.
+	// +optional
+	// +listType=map
+	// +listMapKey=key
+	// +kubebuilder:validation:MaxItems=32
+	Deliveries []Delivery `json:"deliveries,omitempty"`
 	// ObservedGeneration is the spec generation the last successful pass acted on.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`

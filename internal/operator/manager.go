@@ -17,13 +17,6 @@ import (
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 )
 
-// PartOfLabel marks the Secrets Roster reads or writes. The manager caches only Secrets that
-// carry it, so it never holds the cluster's other credentials in memory.
-const (
-	PartOfLabel = "app.kubernetes.io/part-of"
-	PartOfValue = "roster"
-)
-
 // NewScheme returns a scheme with the Kubernetes kinds and Roster's.
 func NewScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
@@ -33,12 +26,13 @@ func NewScheme() *runtime.Scheme {
 }
 
 // CacheOptions strips managedFields from everything cached (they are large and Roster never
-// reads them) and limits the Secret cache to Roster's own Secrets.
+// reads them) and limits the Secret cache to Secrets labelled as Roster's, so the manager
+// never holds the cluster's other credentials in memory.
 func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{PartOfLabel: PartOfValue})},
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{rosterv1.LabelPartOf: rosterv1.PartOfRoster})},
 		},
 	}
 }

@@ -1,0 +1,80 @@
+package controllers
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+)
+
+// Cache indexes the controllers, webhooks and pages look things up by.
+const (
+	IndexOrganization = rosterv1.IndexOrganization
+	IndexUsername     = rosterv1.IndexUsername
+)
+
+// SetupIndexes registers the cache indexes; call it once before the manager starts.
+func SetupIndexes(ctx context.Context, mgr manager.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	orgOf := map[client.Object]func(client.Object) string{
+		&rosterv1.Invitation{}:    func(o client.Object) string { return o.(*rosterv1.Invitation).Spec.OrganizationRef.Name },
+		&rosterv1.Member{}:        func(o client.Object) string { return o.(*rosterv1.Member).Spec.OrganizationRef.Name },
+		&rosterv1.ExternalUser{}:  func(o client.Object) string { return o.(*rosterv1.ExternalUser).Spec.OrganizationRef.Name },
+		&rosterv1.Collaboration{}: func(o client.Object) string { return o.(*rosterv1.Collaboration).Spec.OrganizationRef.Name },
+	}
+	for obj, f := range orgOf {
+		if err := idx.IndexField(ctx, obj, IndexOrganization, func(o client.Object) []string { return []string{f(o)} }); err != nil {
+			return err
+		}
+	}
+	return idx.IndexField(ctx, &rosterv1.Member{}, IndexUsername, func(o client.Object) []string {
+		if u := o.(*rosterv1.Member).Spec.Username; u != "" {
+			return []string{u}
+		}
+		return nil
+	})
+}
+
+// membersOf lists the Members of an organization.
+func membersOf(ctx context.Context, c client.Reader, namespace, org string) ([]rosterv1.Member, error) {
+	list := &rosterv1.MemberList{}
+	if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{IndexOrganization: org}); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+// requestsForOrganization maps an Organization to requests for the objects of kind list
+// that belong to it, so they are reconciled again when their Organization changes.
+func requestsForOrganization(c client.Reader, list client.ObjectList) func(context.Context, client.Object) []reconcile.Request {
+	return func(ctx context.Context, org client.Object) []reconcile.Request {
+		l := list.DeepCopyObject().(client.ObjectList)
+		if err := c.List(ctx, l, client.InNamespace(org.GetNamespace()), client.MatchingFields{IndexOrganization: org.GetName()}); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		_ = forEach(l, func(o client.Object) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}})
+		})
+		return reqs
+	}
+}
+
+// forEach calls f for every item of a typed list.
+func forEach(list client.ObjectList, f func(client.Object)) error {
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		if o, ok := it.(client.Object); ok {
+			f(o)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,575 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/linktoken"
+	"github.com/roster-dev/roster/internal/notify"
+	"github.com/roster-dev/roster/internal/patch"
+)
+
+// Resends are limited per invitation so that a loop bumping resendRequests cannot flood a
+// person's inbox; requests beyond the limit wait, they are not dropped.
+const (
+	maxResendsPerWindow = 3
+	resendWindow        = 10 * time.Minute
+)
+
+// Keys of an invitation token Secret.
+const (
+	tokenSecretHash       = "hash"
+	tokenSecretLink       = "link"
+	tokenSecretGeneration = "generation"
+)
+
+// InvitationReconciler turns an Invitation into an Inactivated Member and a single-use link,
+// delivers the link, expires it, resends it on request, and notices the sign-up.
+type InvitationReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	Notifier notify.Notifier
+	// APIReader reads past the cache, to check a delivery is still due before sending it.
+	APIReader client.Reader
+	// PortalURL is where links point when the Organization sets no spec.portalURL.
+	PortalURL string
+}
+
+// Reconcile moves one invitation along: member, link, delivery, expiry, acceptance.
+func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
+	inv := &rosterv1.Invitation{}
+	if err := r.Get(ctx, req.NamespacedName, inv); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !inv.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.cancel(ctx, inv)
+	}
+	if !controllerutil.ContainsFinalizer(inv, rosterv1.Finalizer) {
+		orig := inv.DeepCopy()
+		controllerutil.AddFinalizer(inv, rosterv1.Finalizer)
+		return ctrl.Result{}, r.Patch(ctx, inv, client.MergeFrom(orig))
+	}
+	helper, err := patch.NewHelper(inv, r.Client)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	defer func() { reterr = finish(ctx, helper, inv, reterr) }()
+
+	if inv.Status.Phase == "" {
+		inv.Status.Phase = rosterv1.InvitationPending
+	}
+	if inv.Status.Reason == rosterv1.ReasonDeliveryFailed && inv.Spec.ResendRequests > inv.Status.ResendsHandled {
+		// A resend after a failed delivery tries again with whatever was fixed.
+		inv.Status.Phase, inv.Status.Reason = rosterv1.InvitationPending, ""
+		inv.Status.ResendsHandled = inv.Spec.ResendRequests
+	}
+	if inv.Status.Phase == rosterv1.InvitationFailed || inv.Status.Phase == rosterv1.InvitationAccepted {
+		return ctrl.Result{}, r.ignoreResends(inv)
+	}
+	org, err := organization(ctx, r.Client, inv, inv.Spec.OrganizationRef.Name)
+	if err != nil || org == nil {
+		return ctrl.Result{}, err
+	}
+	member, err := r.ensureMember(ctx, inv, org)
+	if err != nil || member == nil {
+		return ctrl.Result{}, err
+	}
+	if member.Spec.Username != "" {
+		return ctrl.Result{}, r.accepted(ctx, inv, member)
+	}
+	r.expire(inv)
+	r.takeResend(inv)
+	return r.deliver(ctx, inv, org, member)
+}
+
+// cancel runs when an invitation is deleted: an invitation that was never accepted takes its
+// Inactivated Member with it (F4). The token Secret is owned and goes by garbage collection.
+func (r *InvitationReconciler) cancel(ctx context.Context, inv *rosterv1.Invitation) error {
+	if !controllerutil.ContainsFinalizer(inv, rosterv1.Finalizer) {
+		return nil
+	}
+	if inv.Status.MemberRef != nil {
+		m := &rosterv1.Member{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: inv.Status.MemberRef.Name}, m)
+		if client.IgnoreNotFound(err) != nil {
+			return err
+		}
+		if err == nil && m.Spec.Username == "" && metav1.IsControlledBy(m, inv) {
+			if err := r.Delete(ctx, m, client.Preconditions{UID: &m.UID}); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("delete the invited member: %w", err)
+			}
+			r.Recorder.Eventf(inv, m, corev1.EventTypeNormal, "Cancelled", "Delete", "Invitation cancelled; its Inactivated Member %s was removed", m.Name)
+		}
+	}
+	orig := inv.DeepCopy()
+	controllerutil.RemoveFinalizer(inv, rosterv1.Finalizer)
+	return r.Patch(ctx, inv, client.MergeFrom(orig))
+}
+
+// ensureMember makes the invited person's Member, Inactivated, at once: it holds the work
+// details the admin gave and tells the Member controller how the person joins. Before it
+// exists, an invitation for someone who already is in the organization fails with the
+// reason (F7): the webhook refuses those, this catches what came past it.
+func (r *InvitationReconciler) ensureMember(ctx context.Context, inv *rosterv1.Invitation, org *rosterv1.Organization) (*rosterv1.Member, error) {
+	m := &rosterv1.Member{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: inv.Name}, m)
+	if err == nil {
+		if !metav1.IsControlledBy(m, inv) && inv.Status.MemberRef == nil {
+			r.fail(inv, "", fmt.Sprintf("a Member named %s already exists and does not belong to this invitation; use another name for the Invitation", inv.Name))
+			return nil, nil
+		}
+		inv.Status.MemberRef = &rosterv1.LocalObjectReference{Name: m.Name}
+		inv.Status.RequiresApproval = m.Status.RequiresApproval
+		return m, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	if inv.Status.MemberRef != nil {
+		// The member went away after the invitation made it: an admin deleted it. Nothing
+		// can be accepted any more.
+		r.fail(inv, "", fmt.Sprintf("Member %s of this invitation was deleted; delete the invitation and invite again", inv.Status.MemberRef.Name))
+		return nil, nil
+	}
+	members, err := membersOf(ctx, r.Client, inv.Namespace, org.Name)
+	if err != nil {
+		return nil, err
+	}
+	for i := range members {
+		if members[i].Labels[rosterv1.LabelInvitation] != inv.Name && inv.Spec.SamePerson(&members[i]) {
+			if reason, msg := members[i].InvitationConflict(); reason != "" {
+				r.fail(inv, reason, msg)
+				return nil, nil
+			}
+		}
+	}
+	m, err = r.newMember(ctx, inv)
+	if err != nil || m == nil {
+		return nil, err
+	}
+	if err := r.Create(ctx, m); err != nil {
+		return nil, fmt.Errorf("create member: %w", err)
+	}
+	inv.Status.MemberRef = &rosterv1.LocalObjectReference{Name: m.Name}
+	r.Recorder.Eventf(inv, m, corev1.EventTypeNormal, "MemberCreated", "Create", "Created Member %s, Inactivated until the person signs up", m.Name)
+	return m, nil
+}
+
+// newMember is the Member an invitation makes. For a Contact invitation the person's name,
+// email and phone come from their existing account (F3).
+func (r *InvitationReconciler) newMember(ctx context.Context, inv *rosterv1.Invitation) (*rosterv1.Member, error) {
+	joinMethod := rosterv1.JoinMethodInvitation
+	name, email, phone := inv.Spec.Invitee.Name, inv.Spec.Invitee.Email, inv.Spec.Invitee.Phone
+	if inv.Spec.Method == rosterv1.InvitationMethodContact {
+		joinMethod = rosterv1.JoinMethodContact
+		account, err := r.account(ctx, inv.Spec.Invitee.Username)
+		if err != nil {
+			return nil, err
+		}
+		if account == nil {
+			ready(inv, false, "AccountNotFound", fmt.Sprintf("No account with username %q exists; invite them by email or phone instead", inv.Spec.Invitee.Username))
+			return nil, nil
+		}
+		name, email, phone = firstNonEmpty(name, account.Spec.DisplayName), account.Spec.Email, account.Spec.Phone
+	}
+	inviterRole := inv.Annotations[rosterv1.AnnotationInviterRole]
+	m := &rosterv1.Member{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      inv.Name,
+			Namespace: inv.Namespace,
+			Labels:    map[string]string{rosterv1.LabelInvitation: inv.Name},
+			Annotations: map[string]string{
+				rosterv1.AnnotationJoinMethod:  string(joinMethod),
+				rosterv1.AnnotationInvitedBy:   inv.Spec.InvitedBy,
+				rosterv1.AnnotationInviterRole: inviterRole,
+			},
+		},
+		Spec: rosterv1.MemberSpec{
+			OrganizationRef: inv.Spec.OrganizationRef,
+			DisplayName:     name,
+			Email:           email,
+			Phone:           phone,
+			WorkDetails:     inv.Spec.WorkDetails,
+			Role:            inv.Spec.Role,
+			Access:          rosterv1.AccessActive,
+		},
+	}
+	return m, controllerutil.SetControllerReference(inv, m, r.Scheme())
+}
+
+// account finds someone's existing account: a signed-up Member with that username in any
+// organization.
+func (r *InvitationReconciler) account(ctx context.Context, username string) (*rosterv1.Member, error) {
+	list := &rosterv1.MemberList{}
+	if err := r.List(ctx, list, client.MatchingFields{IndexUsername: username}); err != nil {
+		return nil, err
+	}
+	if len(list.Items) == 0 {
+		return nil, nil
+	}
+	return &list.Items[0], nil
+}
+
+// accepted records that the person signed up with the link: the link is used up, and the
+// Member no longer belongs to the invitation, so deleting the invitation keeps the member.
+func (r *InvitationReconciler) accepted(ctx context.Context, inv *rosterv1.Invitation, m *rosterv1.Member) error {
+	if metav1.IsControlledBy(m, inv) {
+		orig := m.DeepCopy()
+		var refs []metav1.OwnerReference
+		for _, ref := range m.OwnerReferences {
+			if ref.UID != inv.UID {
+				refs = append(refs, ref)
+			}
+		}
+		m.OwnerReferences = refs
+		if err := r.Patch(ctx, m, client.MergeFrom(orig)); err != nil {
+			return fmt.Errorf("release member: %w", err)
+		}
+	}
+	if err := r.deleteToken(ctx, inv); err != nil {
+		return err
+	}
+	inv.Status.Phase = rosterv1.InvitationAccepted
+	inv.Status.AcceptedAt = m.Status.SignedUpAt
+	if inv.Status.AcceptedAt == nil {
+		inv.Status.AcceptedAt = now(r.Clock)
+	}
+	inv.Status.ExpiresAt = nil
+	ready(inv, true, "Accepted", fmt.Sprintf("Accepted: the person signed up as Member %s", m.Name))
+	r.Recorder.Eventf(inv, m, corev1.EventTypeNormal, "Accepted", "Accept", "The person signed up as Member %s", m.Name)
+	return nil
+}
+
+// expire marks a sent invitation whose link ran out (F8); a resend revives it.
+func (r *InvitationReconciler) expire(inv *rosterv1.Invitation) {
+	if inv.Status.Phase != rosterv1.InvitationSent || inv.Status.ExpiresAt == nil || r.Clock.Now().Before(inv.Status.ExpiresAt.Time) {
+		return
+	}
+	inv.Status.Phase = rosterv1.InvitationExpired
+	r.Recorder.Eventf(inv, nil, corev1.EventTypeNormal, "Expired", "Expire", "The invitation link expired unused")
+}
+
+// takeResend starts the next requested resend unless this invitation already had
+// maxResendsPerWindow resends in the window; the request then waits.
+func (r *InvitationReconciler) takeResend(inv *rosterv1.Invitation) {
+	if inv.Spec.ResendRequests <= inv.Status.ResendsHandled || r.resendWait(inv) > 0 {
+		return
+	}
+	switch inv.Status.Phase {
+	case rosterv1.InvitationPending:
+		if inv.Status.SentAt != nil {
+			return // a resend is under way; the next one waits for it
+		}
+		// Nothing went out yet: the first send, still under way, becomes the resend.
+		inv.Status.ResendsHandled = inv.Spec.ResendRequests
+		var keep []rosterv1.Delivery
+		for _, d := range inv.Status.Deliveries {
+			if d.State != DeliverySending {
+				keep = append(keep, d)
+			}
+		}
+		inv.Status.Deliveries = keep
+	case rosterv1.InvitationSent, rosterv1.InvitationExpired:
+		inv.Status.ResendsHandled++
+		inv.Status.Phase = rosterv1.InvitationPending
+	}
+}
+
+// resendWait is how long the next resend must wait for the window to allow it.
+func (r *InvitationReconciler) resendWait(inv *rosterv1.Invitation) time.Duration {
+	var recent []time.Time
+	cutoff := r.Clock.Now().Add(-resendWindow)
+	for _, d := range inv.Status.Deliveries {
+		if d.At != nil && d.At.After(cutoff) && !strings.HasSuffix(d.Key, "/0") && d.State != DeliveryFailed {
+			recent = append(recent, d.At.Time)
+		}
+	}
+	if len(recent) < maxResendsPerWindow {
+		return 0
+	}
+	oldest := recent[0]
+	for _, t := range recent {
+		if t.Before(oldest) {
+			oldest = t
+		}
+	}
+	return oldest.Add(resendWindow).Sub(r.Clock.Now())
+}
+
+// deliver makes a fresh link for the current send and hands it to the person's channel.
+func (r *InvitationReconciler) deliver(ctx context.Context, inv *rosterv1.Invitation, org *rosterv1.Organization, m *rosterv1.Member) (ctrl.Result, error) {
+	gen := inv.Status.ResendsHandled
+	if inv.Status.Phase != rosterv1.InvitationPending {
+		return r.settled(inv), nil
+	}
+	ch, recipient := channelFor(inv, m)
+	if ch == "" {
+		// A Link invitation: the admin copies the link from its Secret.
+		if err := r.issueLink(ctx, inv, org, gen); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.sent(inv, org)
+		ready(inv, true, "LinkReady", fmt.Sprintf("The link is ready in Secret %s (key %q); pass it on to the person", inv.Status.TokenSecretRef.Name, tokenSecretLink))
+		return r.settled(inv), nil
+	}
+	box := outbox{notifier: r.Notifier, clock: r.Clock, reader: r.APIReader}
+	key := fmt.Sprintf("%s/invitation/%d", inv.UID, gen)
+	d, added := box.record(&inv.Status.Deliveries, key, ch)
+	if added {
+		ready(inv, false, "Sending", "The invitation is being sent")
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	if d.State == DeliveryFailed {
+		return ctrl.Result{}, nil
+	}
+	settings, err := notificationSettings(ctx, r.Client, org)
+	if err != nil {
+		ready(inv, false, "NotificationsMisconfigured", err.Error())
+		return ctrl.Result{RequeueAfter: time.Minute}, nil
+	}
+	if due, err := box.due(ctx, inv, key); err != nil || !due {
+		// The cache is behind; the write that settled this delivery brings us back.
+		return ctrl.Result{RequeueAfter: time.Second}, err
+	}
+	token, err := r.rotateToken(ctx, inv, gen)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	msg := notify.Message{
+		Key:      key,
+		Template: templateFor(inv, gen),
+		To:       recipient,
+		Data: map[string]any{
+			"OrganizationName": org.Spec.DisplayName,
+			"InviteeName":      recipient.Name,
+			"InvitedBy":        inv.Spec.InvitedBy,
+			"Link":             r.link(org, token),
+			"ExpiresAt":        r.Clock.Now().Add(org.Spec.InvitationTTL.Duration).UTC().Format(time.RFC1123),
+		},
+	}
+	retry, permanent := box.send(ctx, d, settings, msg)
+	switch {
+	case permanent != nil:
+		r.fail(inv, rosterv1.ReasonDeliveryFailed, "The invitation could not be delivered: "+d.Error+". Fix the address or the channel, then raise spec.resendRequests")
+		r.Recorder.Eventf(inv, nil, corev1.EventTypeWarning, "DeliveryFailed", "Send", "Delivery failed for good: %s", d.Error)
+		return ctrl.Result{}, nil
+	case retry > 0:
+		ready(inv, false, "DeliveryRetrying", fmt.Sprintf("Delivery failed (%s); retrying in %s", d.Error, retry))
+		r.Recorder.Eventf(inv, nil, corev1.EventTypeWarning, "DeliveryRetrying", "Send", "Delivery attempt %d failed; retrying in %s", d.Attempts, retry)
+		return ctrl.Result{RequeueAfter: retry}, nil
+	}
+	r.sent(inv, org)
+	ready(inv, true, "Sent", fmt.Sprintf("Sent by %s to %s; the link works until %s", ch, recipientAddress(recipient, ch), inv.Status.ExpiresAt.UTC().Format(time.RFC3339)))
+	r.Recorder.Eventf(inv, nil, corev1.EventTypeNormal, "Sent", "Send", "Invitation sent by %s (send %d)", ch, gen+1)
+	return r.settled(inv), nil
+}
+
+// sent stamps a (re)sent invitation.
+func (r *InvitationReconciler) sent(inv *rosterv1.Invitation, org *rosterv1.Organization) {
+	inv.Status.Phase = rosterv1.InvitationSent
+	inv.Status.SentAt = now(r.Clock)
+	exp := metav1.NewTime(inv.Status.SentAt.Add(org.Spec.InvitationTTL.Duration))
+	inv.Status.ExpiresAt = &exp
+}
+
+// settled says what a sent or expired invitation waits for, and when to look again: at
+// expiry, or when a waiting resend may go.
+func (r *InvitationReconciler) settled(inv *rosterv1.Invitation) ctrl.Result {
+	var after time.Duration
+	if inv.Spec.ResendRequests > inv.Status.ResendsHandled {
+		after = r.resendWait(inv)
+		setCondition(inv, "ResendWaiting", metav1.ConditionTrue, "ResendLimit",
+			fmt.Sprintf("At most %d resends in %s; the next resend goes out in %s", maxResendsPerWindow, resendWindow, after.Round(time.Second)))
+	} else {
+		setCondition(inv, "ResendWaiting", metav1.ConditionFalse, "NoResendWaiting", "No resend is waiting")
+	}
+	switch inv.Status.Phase {
+	case rosterv1.InvitationExpired:
+		ready(inv, false, "Expired", "The link expired unused; raise spec.resendRequests to send a new one")
+	case rosterv1.InvitationSent:
+		if until := inv.Status.ExpiresAt.Sub(r.Clock.Now()); after == 0 || until < after {
+			after = until
+		}
+	}
+	if after <= 0 {
+		return ctrl.Result{}
+	}
+	return ctrl.Result{RequeueAfter: after + time.Second}
+}
+
+// ignoreResends marks resends of a finished invitation as handled, saying why they do
+// nothing.
+func (r *InvitationReconciler) ignoreResends(inv *rosterv1.Invitation) error {
+	if inv.Spec.ResendRequests > inv.Status.ResendsHandled {
+		inv.Status.ResendsHandled = inv.Spec.ResendRequests
+		r.Recorder.Eventf(inv, nil, corev1.EventTypeWarning, "ResendIgnored", "Resend", "The invitation is %s; a resend changes nothing", inv.Status.Phase)
+	}
+	return nil
+}
+
+// fail ends the invitation with a reason and a message that says what to do instead.
+func (r *InvitationReconciler) fail(inv *rosterv1.Invitation, reason rosterv1.InvitationFailureReason, msg string) {
+	inv.Status.Phase = rosterv1.InvitationFailed
+	inv.Status.Reason = reason
+	inv.Status.ExpiresAt = nil
+	condReason := string(reason)
+	if condReason == "" {
+		condReason = "MemberConflict"
+	}
+	ready(inv, false, condReason, msg)
+	r.Recorder.Eventf(inv, nil, corev1.EventTypeWarning, condReason, "Invite", "%s", msg)
+}
+
+// rotateToken makes a new link token for a message, so that every send, and every retry of
+// one, carries a link that works while all earlier ones stop. Only its hash is stored.
+func (r *InvitationReconciler) rotateToken(ctx context.Context, inv *rosterv1.Invitation, gen int32) (string, error) {
+	token, hash, err := linktoken.New()
+	if err != nil {
+		return "", err
+	}
+	return token, r.storeToken(ctx, inv, hash, "", gen)
+}
+
+// issueLink makes the link for a Link invitation, once per send: the link is kept in the
+// Secret for the admin to copy, so a pass that finds it already made keeps it.
+func (r *InvitationReconciler) issueLink(ctx context.Context, inv *rosterv1.Invitation, org *rosterv1.Organization, gen int32) error {
+	sec := &corev1.Secret{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: tokenSecretName(inv)}, sec)
+	if err == nil && string(sec.Data[tokenSecretGeneration]) == strconv.Itoa(int(gen)) && len(sec.Data[tokenSecretLink]) > 0 {
+		inv.Status.TokenSecretRef = &rosterv1.LocalObjectReference{Name: sec.Name}
+		return nil
+	}
+	if client.IgnoreNotFound(err) != nil {
+		return err
+	}
+	token, hash, err := linktoken.New()
+	if err != nil {
+		return err
+	}
+	return r.storeToken(ctx, inv, hash, r.link(org, token), gen)
+}
+
+// storeToken writes the token's hash (and, for Link invitations, the link) into the
+// invitation's Secret, replacing the one before: the old link stops working.
+func (r *InvitationReconciler) storeToken(ctx context.Context, inv *rosterv1.Invitation, hash, link string, gen int32) error {
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tokenSecretName(inv), Namespace: inv.Namespace}}
+	_, err := controllerutil.CreateOrPatch(ctx, r.Client, sec, func() error {
+		if sec.Labels == nil {
+			sec.Labels = map[string]string{}
+		}
+		sec.Labels[rosterv1.LabelPartOf] = rosterv1.PartOfRoster
+		sec.Labels[rosterv1.LabelInvitation] = inv.Name
+		sec.Labels[linktoken.HashLabel] = linktoken.LabelValue(hash)
+		sec.Type = corev1.SecretTypeOpaque
+		sec.Data = map[string][]byte{tokenSecretHash: []byte(hash), tokenSecretGeneration: []byte(strconv.Itoa(int(gen)))}
+		if link != "" {
+			sec.Data[tokenSecretLink] = []byte(link)
+		}
+		return controllerutil.SetControllerReference(inv, sec, r.Scheme())
+	})
+	if err != nil {
+		return fmt.Errorf("store link token: %w", err)
+	}
+	inv.Status.TokenSecretRef = &rosterv1.LocalObjectReference{Name: sec.Name}
+	return nil
+}
+
+// deleteToken removes the link once it was used: it is single-use.
+func (r *InvitationReconciler) deleteToken(ctx context.Context, inv *rosterv1.Invitation) error {
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tokenSecretName(inv), Namespace: inv.Namespace}}
+	if err := r.Delete(ctx, sec); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete used link token: %w", err)
+	}
+	inv.Status.TokenSecretRef = nil
+	return nil
+}
+
+func tokenSecretName(inv *rosterv1.Invitation) string { return inv.Name + "-invitation-link" }
+
+// link is the sign-up page address a token opens.
+func (r *InvitationReconciler) link(org *rosterv1.Organization, token string) string {
+	base := org.Spec.PortalURL
+	if base == "" {
+		base = r.PortalURL
+	}
+	return strings.TrimRight(base, "/") + "/invite/" + token
+}
+
+// channelFor picks how an invitation reaches the person; "" for a Link invitation.
+func channelFor(inv *rosterv1.Invitation, m *rosterv1.Member) (notify.Channel, notify.Recipient) {
+	to := notify.Recipient{Name: m.Spec.DisplayName, Email: m.Spec.Email, Phone: m.Spec.Phone}
+	switch inv.Spec.Method {
+	case rosterv1.InvitationMethodEmail:
+		return notify.ChannelEmail, to
+	case rosterv1.InvitationMethodPhone:
+		return notify.ChannelSMS, to
+	case rosterv1.InvitationMethodContact:
+		if to.Email != "" {
+			return notify.ChannelEmail, to
+		}
+		if to.Phone != "" {
+			return notify.ChannelSMS, to
+		}
+	}
+	return "", to
+}
+
+func templateFor(inv *rosterv1.Invitation, gen int32) notify.TemplateName {
+	switch {
+	case inv.Spec.Method == rosterv1.InvitationMethodPhone:
+		return notify.TemplateInvitationSMS
+	case gen > 0:
+		return notify.TemplateInvitationResend
+	}
+	return notify.TemplateInvitationEmail
+}
+
+func recipientAddress(to notify.Recipient, ch notify.Channel) string {
+	if ch == notify.ChannelSMS {
+		return to.Phone
+	}
+	return to.Email
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func now(c clock.PassiveClock) *metav1.Time {
+	t := metav1.NewTime(c.Now().UTC().Truncate(time.Second))
+	return &t
+}
+
+// SetupWithManager watches Invitations, the Members and Secrets they own, and Organizations.
+func (r *InvitationReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&rosterv1.Invitation{}).
+		Owns(&rosterv1.Member{}).
+		Watches(&rosterv1.Organization{},
+			handler.EnqueueRequestsFromMapFunc(requestsForOrganization(mgr.GetClient(), &rosterv1.InvitationList{})),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Named("invitation").
+		Complete(r)
+}

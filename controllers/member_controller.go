@@ -1,0 +1,193 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/membership"
+	"github.com/roster-dev/roster/internal/patch"
+)
+
+// MemberReconciler keeps a Member's phase, the facts behind it, its selection labels and its
+// Ready condition in step with its spec and its Organization's join rules.
+type MemberReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+}
+
+// Reconcile derives the member's phase from the facts: signed up, needs approval, an
+// admin's decision, removed.
+func (r *MemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
+	m := &rosterv1.Member{}
+	if err := r.Get(ctx, req.NamespacedName, m); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !m.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	helper, err := patch.NewHelper(m, r.Client)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	defer func() { reterr = finish(ctx, helper, m, reterr) }()
+
+	org, err := organization(ctx, r.Client, m, m.Spec.OrganizationRef.Name)
+	if err != nil || org == nil {
+		return ctrl.Result{}, err
+	}
+	r.recordJoinFacts(m, org)
+	r.updatePhase(m)
+	syncLabels(m)
+	setMemberReady(m)
+	return ctrl.Result{}, nil
+}
+
+// recordJoinFacts copies into status how the member joined and, until they sign up, whether
+// they will need approval. Once they signed up the answer is kept: changing the join rules
+// later does not move members who already are past that point.
+func (r *MemberReconciler) recordJoinFacts(m *rosterv1.Member, org *rosterv1.Organization) {
+	m.Status.JoinMethod = rosterv1.JoinMethod(m.Annotations[rosterv1.AnnotationJoinMethod])
+	m.Status.InvitedBy = m.Annotations[rosterv1.AnnotationInvitedBy]
+	if m.Status.SignedUpAt == nil {
+		m.Status.RequiresApproval = membership.RequiresApproval(m.Status.JoinMethod,
+			rosterv1.Role(m.Annotations[rosterv1.AnnotationInviterRole]), org.Spec.JoinRules)
+	}
+	if m.Spec.Username != "" && m.Status.SignedUpAt == nil {
+		m.Status.SignedUpAt = r.now()
+	}
+}
+
+// updatePhase moves the member to the phase its facts say, stamps the transition and tells
+// the admin with an Event.
+func (r *MemberReconciler) updatePhase(m *rosterv1.Member) {
+	from, to := m.Status.Phase, membership.Phase(m)
+	if from == to {
+		return
+	}
+	m.Status.Phase = to
+	if (to == rosterv1.MemberActive || to == rosterv1.MemberRejected) && m.Spec.Approval != rosterv1.ApprovalNone &&
+		from != "" && from != rosterv1.MemberInactivated {
+		m.Status.ApprovedBy = m.Annotations[rosterv1.AnnotationApprovedBy]
+		m.Status.ApprovedAt = r.now()
+	}
+	switch {
+	case to == rosterv1.MemberTerminated:
+		m.Status.TerminatedAt = r.now()
+	case from == rosterv1.MemberTerminated:
+		m.Status.TerminatedAt = nil
+	}
+	reason, note := transition(m, from, to)
+	r.Recorder.Eventf(m, nil, corev1.EventTypeNormal, reason, "Reconcile", note)
+}
+
+// transition names a phase change for an Event.
+func transition(m *rosterv1.Member, from, to rosterv1.MemberPhase) (reason, note string) {
+	who := m.Spec.DisplayName
+	if who == "" {
+		who = m.Name
+	}
+	switch {
+	case from == "":
+		return "Created", fmt.Sprintf("%s is %s", who, to)
+	case to == rosterv1.MemberTerminated:
+		return "Terminated", fmt.Sprintf("%s was removed; the record is kept and can be restored with spec.access: Active", who)
+	case from == rosterv1.MemberTerminated:
+		return "Restored", fmt.Sprintf("%s was restored and is %s", who, to)
+	case to == rosterv1.MemberPending:
+		return "AwaitingApproval", fmt.Sprintf("%s signed up and waits for an admin's approval", who)
+	case to == rosterv1.MemberRejected:
+		return "Rejected", fmt.Sprintf("%s was rejected", who)
+	case to == rosterv1.MemberActive && from == rosterv1.MemberInactivated:
+		return "Activated", fmt.Sprintf("%s signed up and is active", who)
+	case to == rosterv1.MemberActive:
+		return "Approved", fmt.Sprintf("%s was approved and is active", who)
+	}
+	return "PhaseChanged", fmt.Sprintf("%s moved from %s to %s", who, from, to)
+}
+
+var labelUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// labelValue turns free text into a label value: runs of other characters become '-', and
+// it starts and ends with an alphanumeric, at most 63 long. "People Operations" selects as
+// People-Operations.
+func labelValue(s string) string {
+	v := labelUnsafe.ReplaceAllString(s, "-")
+	if len(v) > 63 {
+		v = v[:63]
+	}
+	return strings.Trim(v, "-_.")
+}
+
+// syncLabels mirrors department and phase into labels so `kubectl get mem -l` selects them.
+func syncLabels(m *rosterv1.Member) {
+	set := func(key, value string) {
+		if value == "" {
+			delete(m.Labels, key)
+			return
+		}
+		if m.Labels == nil {
+			m.Labels = map[string]string{}
+		}
+		m.Labels[key] = value
+	}
+	set(rosterv1.LabelDepartment, labelValue(m.Spec.Department))
+	set(rosterv1.LabelPhase, string(m.Status.Phase))
+}
+
+// setMemberReady says whether the member is in and, when not, what an admin can do.
+func setMemberReady(m *rosterv1.Member) {
+	patchCmd := func(field, value string) string {
+		return fmt.Sprintf(`kubectl patch mem %s -n %s --type=merge -p '{"spec":{"%s":"%s"}}'`, m.Name, m.Namespace, field, value)
+	}
+	switch m.Status.Phase {
+	case rosterv1.MemberActive:
+		ready(m, true, "Active", "The member is active.")
+	case rosterv1.MemberInactivated:
+		ready(m, false, "AwaitingSignUp", "Invited; waiting for the person to open the invitation link and sign up. "+
+			"To send it again, raise spec.resendRequests on the Invitation.")
+	case rosterv1.MemberPending:
+		ready(m, false, "AwaitingApproval", "Signed up and waiting for an admin's approval: "+patchCmd("approval", "Approved")+
+			" (or Rejected).")
+	case rosterv1.MemberRejected:
+		ready(m, false, "Rejected", "Rejected by "+orSomeone(m.Status.ApprovedBy)+"; to re-approve: "+patchCmd("approval", "Approved"))
+	case rosterv1.MemberTerminated:
+		ready(m, false, "Terminated", "Removed; the record is kept. To restore: "+patchCmd("access", "Active"))
+	}
+}
+
+func orSomeone(s string) string {
+	if s == "" {
+		return "an admin"
+	}
+	return s
+}
+
+func (r *MemberReconciler) now() *metav1.Time {
+	t := metav1.NewTime(r.Clock.Now().UTC().Truncate(1e9))
+	return &t
+}
+
+// SetupWithManager watches Members, and Organizations for their join rules.
+func (r *MemberReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&rosterv1.Member{}).
+		Watches(&rosterv1.Organization{},
+			handler.EnqueueRequestsFromMapFunc(requestsForOrganization(mgr.GetClient(), &rosterv1.MemberList{})),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Named("member").
+		Complete(r)
+}

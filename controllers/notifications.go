@@ -1,0 +1,175 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/notify"
+)
+
+// Delivery states as status.deliveries records them.
+const (
+	DeliverySending = "Sending"
+	DeliverySent    = "Sent"
+	DeliveryFailed  = "Failed"
+)
+
+// maxDeliveries bounds status.deliveries; older settled records go first. Keys only grow
+// (they carry a generation or counter), so a pruned key is never asked for again.
+const maxDeliveries = 16
+
+// notificationSettings resolves an organization's channels from its Secrets and template
+// ConfigMap. Only Secrets labelled as Roster's are visible to the manager.
+func notificationSettings(ctx context.Context, c client.Reader, org *rosterv1.Organization) (notify.Settings, error) {
+	s := notify.Settings{Organization: org.Namespace + "/" + org.Name}
+	n := org.Spec.Notifications
+	secret := func(name string) (map[string][]byte, error) {
+		sec := &corev1.Secret{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: org.Namespace, Name: name}, sec); err != nil {
+			if client.IgnoreNotFound(err) == nil {
+				return nil, fmt.Errorf("Secret %q not found; it must exist in namespace %s with the label app.kubernetes.io/part-of=roster", name, org.Namespace)
+			}
+			return nil, err
+		}
+		return sec.Data, nil
+	}
+	if n.Email != nil {
+		data, err := secret(n.Email.SMTPSecretRef.Name)
+		if err != nil {
+			return s, err
+		}
+		if s.Email, err = notify.EmailSettingsFromSecret(data, n.Email.From); err != nil {
+			return s, fmt.Errorf("Secret %q: %w", n.Email.SMTPSecretRef.Name, err)
+		}
+	}
+	if n.SMS != nil {
+		data, err := secret(n.SMS.SecretRef.Name)
+		if err != nil {
+			return s, err
+		}
+		if s.SMS, err = notify.SMSSettingsFromSecret(data); err != nil {
+			return s, fmt.Errorf("Secret %q: %w", n.SMS.SecretRef.Name, err)
+		}
+	}
+	if n.Webhook != nil {
+		data, err := secret(n.Webhook.SecretRef.Name)
+		if err != nil {
+			return s, err
+		}
+		if s.Webhook, err = notify.WebhookSettingsFromSecret(data); err != nil {
+			return s, fmt.Errorf("Secret %q: %w", n.Webhook.SecretRef.Name, err)
+		}
+	}
+	if n.TemplatesRef != nil {
+		cm := &corev1.ConfigMap{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: org.Namespace, Name: n.TemplatesRef.Name}, cm); err != nil {
+			return s, fmt.Errorf("templates ConfigMap %q: %w", n.TemplatesRef.Name, err)
+		}
+		s.Templates = cm.Data
+	}
+	return s, nil
+}
+
+// outbox keeps an object's status.deliveries: a message is recorded as Sending before it is
+// handed to a channel and as Sent or Failed after. A manager that dies in between finds the
+// Sending record and sends again under the same key, so a message is never lost and a
+// receiver that honours the key (Message-ID, Idempotency-Key) drops the duplicate.
+type outbox struct {
+	notifier notify.Notifier
+	clock    clock.PassiveClock
+	// reader reads past the cache: see due.
+	reader client.Reader
+}
+
+// withDeliveries is a kind that keeps delivery records.
+type withDeliveries interface {
+	client.Object
+	GetDeliveries() *[]rosterv1.Delivery
+}
+
+// due reports whether the delivery under key still waits to be sent, as the API server
+// has it. The cache can lag behind the write that recorded a send, and a pass that read
+// the lagging copy would send again; sending is the one step that cannot be undone, so
+// it is checked against the source.
+func (o outbox) due(ctx context.Context, obj withDeliveries, key string) (bool, error) {
+	fresh := obj.DeepCopyObject().(withDeliveries)
+	if err := o.reader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
+		return false, err
+	}
+	if fresh.GetResourceVersion() != obj.GetResourceVersion() {
+		return false, nil
+	}
+	for _, d := range *fresh.GetDeliveries() {
+		if d.Key == key {
+			return d.State == DeliverySending, nil
+		}
+	}
+	return false, nil
+}
+
+// record returns the delivery for key, adding a Sending record when there is none. added
+// tells the caller to let the record be written before it sends.
+func (o outbox) record(list *[]rosterv1.Delivery, key string, ch notify.Channel) (d *rosterv1.Delivery, added bool) {
+	for i := range *list {
+		if (*list)[i].Key == key {
+			return &(*list)[i], false
+		}
+	}
+	prune(list)
+	now := metav1.NewTime(o.clock.Now().UTC().Truncate(time.Second))
+	*list = append(*list, rosterv1.Delivery{Channel: string(ch), Key: key, State: DeliverySending, At: &now})
+	return &(*list)[len(*list)-1], true
+}
+
+// prune drops the oldest settled records to make room for one more.
+func prune(list *[]rosterv1.Delivery) {
+	for len(*list) >= maxDeliveries {
+		i := 0
+		for j, d := range *list {
+			if d.State != DeliverySending {
+				i = j
+				break
+			}
+		}
+		*list = append((*list)[:i], (*list)[i+1:]...)
+	}
+}
+
+// send hands a Sending delivery to its channel and records the outcome. It returns how long
+// to wait before the next attempt when the failure is worth retrying; a permanent failure
+// returns the error and is never retried.
+func (o outbox) send(ctx context.Context, d *rosterv1.Delivery, s notify.Settings, msg notify.Message) (retryAfter time.Duration, permanent error) {
+	if d.State != DeliverySending {
+		return 0, nil
+	}
+	err := o.notifier.Send(ctx, s, notify.Channel(d.Channel), msg)
+	now := metav1.NewTime(o.clock.Now().UTC().Truncate(time.Second))
+	d.At = &now
+	d.Attempts++
+	switch {
+	case err == nil:
+		d.State, d.Error = DeliverySent, ""
+		return 0, nil
+	case notify.IsPermanent(err) || errors.Is(err, notify.ErrNotConfigured):
+		d.State, d.Error = DeliveryFailed, truncate(err.Error())
+		return 0, err
+	default:
+		d.Error = truncate(err.Error())
+		return notify.Backoff(int(d.Attempts) - 1), nil
+	}
+}
+
+func truncate(s string) string {
+	if len(s) > 1000 {
+		return s[:1000]
+	}
+	return s
+}

@@ -1,0 +1,294 @@
+package controllers
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/linktoken"
+	"github.com/roster-dev/roster/internal/patch"
+)
+
+// Keys of the public link Secret.
+const (
+	PublicLinkKey        = "link"
+	publicLinkHash       = "hash"
+	publicLinkGeneration = "generation"
+	// LabelOrganization names the Organization a public link Secret belongs to.
+	LabelOrganization = rosterv1.LabelOrganization
+)
+
+// OrganizationReconciler gives an organization its door number and public link and keeps
+// the counts in its status: members by phase, seats by application, collaborators.
+type OrganizationReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	// PortalURL is where the public link points when spec.portalURL is empty.
+	PortalURL string
+}
+
+// Reconcile brings an organization's door number, public link and counts up to date.
+func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
+	org := &rosterv1.Organization{}
+	if err := r.Get(ctx, req.NamespacedName, org); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !org.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	helper, err := patch.NewHelper(org, r.Client)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	defer func() { reterr = finish(ctx, helper, org, reterr) }()
+
+	doorOK, err := r.assignDoorNumber(ctx, org)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.syncPublicLink(ctx, org); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.countMembers(ctx, org); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.countSeats(ctx, org); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.countCollaborators(ctx, org); err != nil {
+		return ctrl.Result{}, err
+	}
+	if doorOK {
+		ready(org, true, rosterv1.ReasonReconciled, fmt.Sprintf("Door number %s; %d active, %d awaiting approval",
+			org.Status.DoorNumber, org.Status.Members.Active, org.Status.Members.Pending))
+	}
+	return ctrl.Result{}, nil
+}
+
+// assignDoorNumber puts the door number in force into status: the one asked for in spec,
+// unless another organization already holds it, or a generated one that no other holds.
+func (r *OrganizationReconciler) assignDoorNumber(ctx context.Context, org *rosterv1.Organization) (bool, error) {
+	taken, err := r.doorNumbersOfOthers(ctx, org)
+	if err != nil {
+		return false, err
+	}
+	if want := org.Spec.DoorNumber; want != "" {
+		if holder, ok := taken[want]; ok {
+			org.Status.DoorNumber = ""
+			ready(org, false, "DoorNumberTaken", fmt.Sprintf("Door number %s belongs to Organization %s; choose another or leave spec.doorNumber empty to get one", want, holder))
+			return false, nil
+		}
+		org.Status.DoorNumber = want
+		return true, nil
+	}
+	if cur := org.Status.DoorNumber; cur != "" {
+		if _, clash := taken[cur]; !clash {
+			return true, nil
+		}
+	}
+	for {
+		n, err := rand.Int(rand.Reader, big.NewInt(90_000_000))
+		if err != nil {
+			return false, err
+		}
+		candidate := strconv.FormatInt(n.Int64()+10_000_000, 10)
+		if _, clash := taken[candidate]; !clash {
+			org.Status.DoorNumber = candidate
+			r.Recorder.Eventf(org, nil, corev1.EventTypeNormal, "DoorNumberAssigned", "Assign", "Door number %s assigned", candidate)
+			return true, nil
+		}
+	}
+}
+
+// doorNumbersOfOthers maps the door numbers other organizations hold to their names. An
+// organization holds its status.doorNumber, and a spec.doorNumber counts as held by the
+// older of two that ask for it.
+func (r *OrganizationReconciler) doorNumbersOfOthers(ctx context.Context, org *rosterv1.Organization) (map[string]string, error) {
+	list := &rosterv1.OrganizationList{}
+	if err := r.List(ctx, list); err != nil {
+		return nil, err
+	}
+	taken := map[string]string{}
+	for i := range list.Items {
+		o := &list.Items[i]
+		if o.UID == org.UID {
+			continue
+		}
+		name := o.Namespace + "/" + o.Name
+		if o.Status.DoorNumber != "" {
+			taken[o.Status.DoorNumber] = name
+		}
+		if o.Spec.DoorNumber != "" && olderThan(o, org) {
+			taken[o.Spec.DoorNumber] = name
+		}
+	}
+	return taken, nil
+}
+
+func olderThan(a, b *rosterv1.Organization) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.UID < b.UID
+}
+
+// syncPublicLink keeps the public invitation link in a Secret while it is enabled, with a
+// new token whenever spec.publicInvitation.linkGeneration changes (F1).
+func (r *OrganizationReconciler) syncPublicLink(ctx context.Context, org *rosterv1.Organization) error {
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: org.Name + "-public-link", Namespace: org.Namespace}}
+	if !org.Spec.PublicInvitation.Enabled {
+		if err := r.Delete(ctx, sec); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+		org.Status.PublicLinkSecretRef = nil
+		return nil
+	}
+	gen := strconv.FormatInt(org.Spec.PublicInvitation.LinkGeneration, 10)
+	_, err := controllerutil.CreateOrPatch(ctx, r.Client, sec, func() error {
+		if string(sec.Data[publicLinkGeneration]) != gen || len(sec.Data[publicLinkHash]) == 0 {
+			token, hash, err := linktoken.New()
+			if err != nil {
+				return err
+			}
+			base := org.Spec.PortalURL
+			if base == "" {
+				base = r.PortalURL
+			}
+			sec.Data = map[string][]byte{
+				publicLinkHash:       []byte(hash),
+				PublicLinkKey:        []byte(strings.TrimRight(base, "/") + "/join/" + token),
+				publicLinkGeneration: []byte(gen),
+			}
+			if sec.Labels == nil {
+				sec.Labels = map[string]string{}
+			}
+			sec.Labels[linktoken.HashLabel] = linktoken.LabelValue(hash)
+			if org.Status.PublicLinkSecretRef != nil {
+				r.Recorder.Eventf(org, nil, corev1.EventTypeNormal, "PublicLinkRotated", "Rotate", "A new public link was made; the old one no longer works")
+			}
+		}
+		if sec.Labels == nil {
+			sec.Labels = map[string]string{}
+		}
+		sec.Labels[rosterv1.LabelPartOf] = rosterv1.PartOfRoster
+		sec.Labels[LabelOrganization] = org.Name
+		return controllerutil.SetControllerReference(org, sec, r.Scheme())
+	})
+	if err != nil {
+		return fmt.Errorf("public link: %w", err)
+	}
+	org.Status.PublicLinkSecretRef = &rosterv1.LocalObjectReference{Name: sec.Name}
+	org.Status.PublicLinkGeneration = org.Spec.PublicInvitation.LinkGeneration
+	return nil
+}
+
+// countMembers counts the organization's members by phase.
+func (r *OrganizationReconciler) countMembers(ctx context.Context, org *rosterv1.Organization) error {
+	members, err := membersOf(ctx, r.Client, org.Namespace, org.Name)
+	if err != nil {
+		return err
+	}
+	var c rosterv1.MemberCounts
+	for _, m := range members {
+		switch m.Status.Phase {
+		case rosterv1.MemberInactivated:
+			c.Inactivated++
+		case rosterv1.MemberPending:
+			c.Pending++
+		case rosterv1.MemberActive:
+			c.Active++
+		case rosterv1.MemberRejected:
+			c.Rejected++
+		case rosterv1.MemberTerminated:
+			c.Terminated++
+		}
+	}
+	org.Status.Members = c
+	return nil
+}
+
+// countSeats shows, per application, the licensed seats and how many external users hold or
+// wait for one.
+func (r *OrganizationReconciler) countSeats(ctx context.Context, org *rosterv1.Organization) error {
+	list := &rosterv1.ExternalUserList{}
+	if err := r.List(ctx, list, client.InNamespace(org.Namespace), client.MatchingFields{IndexOrganization: org.Name}); err != nil {
+		return err
+	}
+	var apps []rosterv1.ApplicationStatus
+	for _, a := range org.Spec.Applications {
+		s := rosterv1.ApplicationStatus{Name: a.Name, Seats: a.License.Seats,
+			LicenseExpired: a.License.ExpiresAt != nil && !r.Clock.Now().Before(a.License.ExpiresAt.Time)}
+		for _, x := range list.Items {
+			if x.Spec.Application != a.Name {
+				continue
+			}
+			switch x.Status.Phase {
+			case rosterv1.ExternalUserActive:
+				s.SeatsUsed++
+			case rosterv1.ExternalUserWaitingForSeat:
+				s.Waiting++
+			}
+		}
+		apps = append(apps, s)
+	}
+	org.Status.Applications = apps
+	return nil
+}
+
+// countCollaborators counts the collaborations still in at least one module.
+func (r *OrganizationReconciler) countCollaborators(ctx context.Context, org *rosterv1.Organization) error {
+	list := &rosterv1.CollaborationList{}
+	if err := r.List(ctx, list, client.InNamespace(org.Namespace), client.MatchingFields{IndexOrganization: org.Name}); err != nil {
+		return err
+	}
+	var n int32
+	for _, c := range list.Items {
+		if c.Status.ActiveModules > 0 {
+			n++
+		}
+	}
+	org.Status.Collaborators = n
+	return nil
+}
+
+// organizationOf maps an object that names an Organization to a request for it.
+func organizationOf(name func(client.Object) string) handler.MapFunc {
+	return func(_ context.Context, o client.Object) []reconcile.Request {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name(o)}}}
+	}
+}
+
+// SetupWithManager watches Organizations, their public link Secrets, and the objects they
+// count.
+func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&rosterv1.Organization{}).
+		Owns(&corev1.Secret{}).
+		Watches(&rosterv1.Member{}, handler.EnqueueRequestsFromMapFunc(organizationOf(func(o client.Object) string {
+			return o.(*rosterv1.Member).Spec.OrganizationRef.Name
+		}))).
+		Watches(&rosterv1.ExternalUser{}, handler.EnqueueRequestsFromMapFunc(organizationOf(func(o client.Object) string {
+			return o.(*rosterv1.ExternalUser).Spec.OrganizationRef.Name
+		}))).
+		Watches(&rosterv1.Collaboration{}, handler.EnqueueRequestsFromMapFunc(organizationOf(func(o client.Object) string {
+			return o.(*rosterv1.Collaboration).Spec.OrganizationRef.Name
+		}))).
+		Named("organization").
+		Complete(r)
+}

@@ -1,0 +1,69 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/patch"
+)
+
+// object is what every Roster kind offers its reconciler.
+type object interface {
+	client.Object
+	GetConditions() *[]metav1.Condition
+	SetObservedGeneration(int64)
+}
+
+// finish is deferred by every reconciler: after a pass that succeeded it records the
+// generation it acted on, and either way it writes the object's changes with one patch.
+func finish(ctx context.Context, h *patch.Helper, obj object, reterr error) error {
+	if reterr == nil {
+		obj.SetObservedGeneration(obj.GetGeneration())
+	}
+	if err := h.Patch(ctx, obj); err != nil {
+		return kerrors.NewAggregate([]error{reterr, err})
+	}
+	return reterr
+}
+
+// setCondition sets a condition for the object's current generation.
+func setCondition(obj object, typ string, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(obj.GetConditions(), metav1.Condition{
+		Type:               typ,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: obj.GetGeneration(),
+	})
+}
+
+// ready sets the Ready condition.
+func ready(obj object, ok bool, reason, message string) {
+	status := metav1.ConditionFalse
+	if ok {
+		status = metav1.ConditionTrue
+	}
+	setCondition(obj, rosterv1.ConditionReady, status, reason, message)
+}
+
+// organization returns the Organization an object names, or nil with the Ready condition
+// saying so when there is none (the Organization watch brings the object back once it exists).
+func organization(ctx context.Context, c client.Reader, obj object, name string) (*rosterv1.Organization, error) {
+	org := &rosterv1.Organization{}
+	err := c.Get(ctx, client.ObjectKey{Namespace: obj.GetNamespace(), Name: name}, org)
+	if client.IgnoreNotFound(err) != nil {
+		return nil, fmt.Errorf("get organization %s: %w", name, err)
+	}
+	if err != nil {
+		ready(obj, false, rosterv1.ReasonOrganizationNotFound,
+			fmt.Sprintf("Organization %q does not exist in namespace %s; create it or fix spec.organizationRef", name, obj.GetNamespace()))
+		return nil, nil
+	}
+	return org, nil
+}

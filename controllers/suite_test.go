@@ -1,0 +1,238 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	dto "github.com/prometheus/client_model/go"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/notify"
+	"github.com/roster-dev/roster/internal/operator"
+)
+
+// The controllers run in a real manager, with the admission webhooks served to a real
+// kube-apiserver, as in a cluster. Tests act as named users through impersonation, so the
+// webhooks see who is asking.
+
+const (
+	managerUser = "roster-manager"
+	adminUser   = "alice@acme.example"
+	timeout     = 20 * time.Second
+	interval    = 50 * time.Millisecond
+)
+
+var (
+	testEnv     *envtest.Environment
+	managerCfg  *rest.Config
+	k8sClient   client.Client // a cluster admin who is nobody in any organization
+	adminClient client.Client // alice, a Super Admin of every organization the tests make
+	notifier    = &recordingNotifier{}
+	fakeClock   = clocktesting.NewFakeClock(time.Now())
+	mgrClient   client.Client // the manager's cached client, as the sign-up pages use it
+	stopManager context.CancelFunc
+	managerDone chan struct{}
+)
+
+func TestControllers(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Controllers suite")
+}
+
+var _ = BeforeSuite(func() {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	testEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join("..", "config", "webhook")}},
+	}
+	cfg, err := testEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+	k8sClient, err = client.New(cfg, client.Options{Scheme: operator.NewScheme()})
+	Expect(err).NotTo(HaveOccurred())
+	adminClient = asUser(adminUser)
+
+	mgrUser, err := testEnv.AddUser(envtest.User{Name: managerUser, Groups: []string{"system:masters"}}, cfg)
+	Expect(err).NotTo(HaveOccurred())
+	managerCfg = mgrUser.Config()
+	startManager()
+})
+
+var _ = AfterSuite(func() {
+	if stopManager != nil {
+		stopManager()
+		<-managerDone
+	}
+	if testEnv != nil {
+		Expect(testEnv.Stop()).To(Succeed())
+	}
+})
+
+// No reconcile may panic: controller-runtime recovers panics and counts them; a spec during
+// which the count grows fails.
+var _ = JustAfterEach(func() {
+	Expect(reconcilePanics()).To(BeZero(), "a reconciler panicked; see the log")
+})
+
+func reconcilePanics() float64 {
+	families, err := metrics.Registry.Gather()
+	Expect(err).NotTo(HaveOccurred())
+	var total float64
+	for _, f := range families {
+		if f.GetName() == "controller_runtime_reconcile_panics_total" {
+			for _, m := range f.GetMetric() {
+				total += counterValue(m)
+			}
+		}
+	}
+	return total
+}
+
+func counterValue(m *dto.Metric) float64 { return m.GetCounter().GetValue() }
+
+// startManager starts a fresh manager, as a new pod would.
+func startManager() {
+	opts := testEnv.WebhookInstallOptions
+	mgr, err := operator.NewManager(managerCfg, manager.Options{
+		Metrics:       metricsserver.Options{BindAddress: "0"},
+		WebhookServer: webhook.NewServer(webhook.Options{Host: opts.LocalServingHost, Port: opts.LocalServingPort, CertDir: opts.LocalServingCertDir}),
+		Controller:    config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithCancel(context.Background())
+	Expect(operator.Setup(ctx, mgr, operator.Options{
+		Clock:        fakeClock,
+		Notifier:     notifier,
+		PortalURL:    "https://join.test",
+		TrustedUsers: []string{managerUser},
+		Webhooks:     true,
+	})).To(Succeed())
+	stopManager = cancel
+	mgrClient = mgr.GetClient()
+	managerDone = make(chan struct{})
+	go func() {
+		defer GinkgoRecover()
+		defer close(managerDone)
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+	Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
+	// Wait until the webhook answers, so the first request of a test is not refused.
+	Eventually(func() error {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "warmup-"}}
+		if err := k8sClient.Create(context.Background(), ns); err != nil {
+			return err
+		}
+		defer k8sClient.Delete(context.Background(), ns)
+		return k8sClient.Create(context.Background(), &rosterv1.Organization{
+			ObjectMeta: metav1.ObjectMeta{Name: "warmup", Namespace: ns.Name},
+			Spec:       rosterv1.OrganizationSpec{DisplayName: "warmup"},
+		}, client.DryRunAll)
+	}, timeout, interval).Should(Succeed())
+}
+
+// restartManager stops the manager and starts another, as when the pod is replaced.
+func restartManager() {
+	stopManager()
+	<-managerDone
+	startManager()
+}
+
+// asUser is a client that acts as the named user.
+func asUser(name string, groups ...string) client.Client {
+	cfg := rest.CopyConfig(testEnv.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: name, Groups: append([]string{"system:masters"}, groups...)}
+	c, err := client.New(cfg, client.Options{Scheme: operator.NewScheme()})
+	Expect(err).NotTo(HaveOccurred())
+	return c
+}
+
+// newNamespace gives each test its own namespace.
+func newNamespace(ctx context.Context) string {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "roster-"}}
+	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
+	DeferCleanup(func(ctx context.Context) {
+		Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, ns))).To(Succeed())
+	})
+	return ns.Name
+}
+
+// recordingNotifier stands in for the delivery channels in these tests: it records what
+// the controllers hand over and can be told to fail. internal/notify has its own tests
+// against real SMTP and HTTP servers.
+type recordingNotifier struct {
+	mu       sync.Mutex
+	sent     []sentMessage
+	failWith map[string]error // by recipient email or phone
+}
+
+type sentMessage struct {
+	Channel notify.Channel
+	Message notify.Message
+}
+
+func (n *recordingNotifier) Send(_ context.Context, _ notify.Settings, ch notify.Channel, msg notify.Message) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, addr := range []string{msg.To.Email, msg.To.Phone} {
+		if err := n.failWith[addr]; err != nil && addr != "" {
+			return err
+		}
+	}
+	n.sent = append(n.sent, sentMessage{Channel: ch, Message: msg})
+	return nil
+}
+
+// to returns the messages sent to an address, oldest first.
+func (n *recordingNotifier) to(addr string) []sentMessage {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []sentMessage
+	for _, s := range n.sent {
+		if s.Message.To.Email == addr || s.Message.To.Phone == addr {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (n *recordingNotifier) fail(addr string, err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.failWith == nil {
+		n.failWith = map[string]error{}
+	}
+	n.failWith[addr] = err
+}
+
+// linkIn returns the sign-up link a message carries, and its token.
+func linkIn(s sentMessage) (link, token string) {
+	link, _ = s.Message.Data["Link"].(string)
+	i := strings.LastIndex(link, "/")
+	Expect(i).To(BeNumerically(">", 0), "no link in %v", s.Message.Key)
+	return link, link[i+1:]
+}
+
+func key(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
+
+func describe(o client.Object) string { return fmt.Sprintf("%s/%s", o.GetNamespace(), o.GetName()) }

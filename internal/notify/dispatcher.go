@@ -1,0 +1,274 @@
+/*
+Copyright 2026 The Roster Authors.
+
+Licensed under the Apache License, Version 2.0.
+*/
+
+package notify
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
+)
+
+// Limit is a token bucket: Rate sends per second on average, Burst at once.
+type Limit struct {
+	Rate  rate.Limit
+	Burst int
+}
+
+// DefaultLimits are the per-organization, per-channel limits used for
+// channels DispatcherOptions.Limits does not mention. They keep one
+// organization's bulk invitation from tripping a shared relay's or SMS
+// provider's abuse protection.
+func DefaultLimits() map[Channel]Limit {
+	return map[Channel]Limit{
+		ChannelEmail:   {Rate: 10, Burst: 20},
+		ChannelSMS:     {Rate: 1, Burst: 5},
+		ChannelWebhook: {Rate: 5, Burst: 10},
+		ChannelLog:     {Rate: rate.Inf, Burst: 1},
+	}
+}
+
+// Defaults for DispatcherOptions.
+const (
+	DefaultSMTPTimeout = 30 * time.Second
+	DefaultHTTPTimeout = 15 * time.Second
+)
+
+// DispatcherOptions configures a Dispatcher. The zero value is usable.
+type DispatcherOptions struct {
+	// Limits overrides DefaultLimits per channel. A Rate <= 0 falls back to
+	// the default rate and a Burst < 1 to 1, since either would block
+	// sends forever.
+	Limits map[Channel]Limit
+	// HTTPClient sends SMS and webhook requests. The default has a
+	// DefaultHTTPTimeout timeout and does not follow redirects.
+	HTTPClient *http.Client
+	// SMTPTimeout bounds connecting and each SMTP command; default
+	// DefaultSMTPTimeout.
+	SMTPTimeout time.Duration
+	// Logger receives ChannelLog messages and a V(1) line per delivery.
+	// The default discards.
+	Logger logr.Logger
+	// Now is the clock for webhook timestamps; default time.Now.
+	Now func() time.Time
+}
+
+// Dispatcher is the production Notifier. It is safe for concurrent use.
+type Dispatcher struct {
+	opts DispatcherOptions
+	log  LogNotifier
+
+	mu       sync.Mutex
+	limiters map[limiterKey]*rate.Limiter
+}
+
+type limiterKey struct {
+	organization string
+	channel      Channel
+}
+
+var (
+	_ Notifier = (*Dispatcher)(nil)
+	_ Notifier = LogNotifier{}
+)
+
+// NewDispatcher returns a Dispatcher with defaults filled in.
+func NewDispatcher(opts DispatcherOptions) *Dispatcher {
+	limits := DefaultLimits()
+	for ch, l := range opts.Limits {
+		if l.Rate <= 0 {
+			l.Rate = limits[ch].Rate
+			if l.Rate <= 0 {
+				l.Rate = rate.Inf
+			}
+		}
+		if l.Burst < 1 {
+			l.Burst = 1
+		}
+		limits[ch] = l
+	}
+	opts.Limits = limits
+	if opts.SMTPTimeout <= 0 {
+		opts.SMTPTimeout = DefaultSMTPTimeout
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = defaultHTTPClient(DefaultHTTPTimeout)
+	}
+	if opts.Logger.GetSink() == nil {
+		opts.Logger = logr.Discard()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Dispatcher{
+		opts:     opts,
+		log:      LogNotifier{Logger: opts.Logger},
+		limiters: map[limiterKey]*rate.Limiter{},
+	}
+}
+
+// Send implements Notifier. Checks that cannot succeed on retry
+// (unconfigured channel, bad recipient, broken template) happen before
+// waiting for the rate limit, so they neither consume tokens nor wait.
+func (d *Dispatcher) Send(ctx context.Context, s Settings, ch Channel, msg Message) error {
+	r := newRedactor(append(secretValues(msg), settingsSecrets(s)...)...)
+	return r.scrub(ch, d.send(ctx, s, ch, msg))
+}
+
+func (d *Dispatcher) send(ctx context.Context, s Settings, ch Channel, msg Message) error {
+	if err := validateKey(msg.Key); err != nil {
+		return permanentf(ch, nil, "%v", err)
+	}
+	if ch == ChannelLog {
+		if err := d.wait(ctx, s.Organization, ch); err != nil {
+			return err
+		}
+		return d.log.Send(ctx, s, ch, msg)
+	}
+
+	var deliver func(Rendered) error
+	var part Part
+	switch ch {
+	case ChannelEmail:
+		if s.Email == nil {
+			return notConfigured(ch)
+		}
+		if msg.To.Email == "" {
+			return permanentf(ch, nil, "recipient has no email address")
+		}
+		deliver = func(r Rendered) error { return d.sendEmail(ctx, s.Email, msg, r) }
+		part = PartText
+	case ChannelSMS:
+		if s.SMS == nil {
+			return notConfigured(ch)
+		}
+		if _, ok := normalizePhone(msg.To.Phone); !ok {
+			return d.sendSMS(ctx, s.SMS, msg, Rendered{}) // reports the recipient problem
+		}
+		deliver = func(r Rendered) error { return d.sendSMS(ctx, s.SMS, msg, r) }
+		part = PartSMS
+	case ChannelWebhook:
+		if s.Webhook == nil {
+			return notConfigured(ch)
+		}
+		deliver = func(r Rendered) error { return d.sendWebhook(ctx, s.Webhook, msg, r) }
+		part = PartWebhook
+	default:
+		return permanentf(ch, nil, "unknown channel %q", ch)
+	}
+
+	want := []Part{part}
+	if ch == ChannelEmail {
+		want = []Part{PartSubject, PartText, PartHTML}
+	}
+	rendered, err := render(s, msg, want...)
+	if err != nil {
+		return withChannel(ch, err)
+	}
+	if err := d.wait(ctx, s.Organization, ch); err != nil {
+		return err
+	}
+	if err := deliver(rendered); err != nil {
+		return err
+	}
+	d.opts.Logger.V(1).Info("notification delivered", "organization", s.Organization,
+		"channel", ch, "template", msg.Template, "key", msg.Key)
+	return nil
+}
+
+// wait blocks until the organization's channel has a token. Waiting is a
+// queue, not a drop: every caller eventually proceeds unless ctx ends.
+func (d *Dispatcher) wait(ctx context.Context, org string, ch Channel) error {
+	if err := d.limiter(org, ch).Wait(ctx); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return transientf(ch, ctxErr, "waiting for rate limit: %v", ctxErr)
+		}
+		// rate reports a deadline that would pass before the next token
+		// without waiting for it; it is still the caller's deadline.
+		return transientf(ch, context.DeadlineExceeded, "waiting for rate limit: %v", context.DeadlineExceeded)
+	}
+	return nil
+}
+
+func (d *Dispatcher) limiter(org string, ch Channel) *rate.Limiter {
+	k := limiterKey{organization: org, channel: ch}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l, ok := d.limiters[k]
+	if !ok {
+		lim, known := d.opts.Limits[ch]
+		if !known {
+			lim = Limit{Rate: rate.Inf, Burst: 1}
+		}
+		l = rate.NewLimiter(lim.Rate, lim.Burst)
+		d.limiters[k] = l
+	}
+	return l
+}
+
+// Forget drops the rate limiters of an organization, so a deleted
+// organization's state does not accumulate. A later send recreates them
+// with a full bucket.
+func (d *Dispatcher) Forget(organization string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k := range d.limiters {
+		if k.organization == organization {
+			delete(d.limiters, k)
+		}
+	}
+}
+
+func notConfigured(ch Channel) error {
+	return permanentf(ch, ErrNotConfigured, "%v", ErrNotConfigured)
+}
+
+// withChannel attributes a render error to the channel it was rendered for.
+func withChannel(ch Channel, err error) error {
+	if e, ok := err.(*Error); ok && e.Channel == "" {
+		c := *e
+		c.Channel = ch
+		c.msg = prefix(ch) + c.msg
+		return &c
+	}
+	return err
+}
+
+// validateKey keeps keys usable as header values: they are written into
+// email and HTTP headers verbatim.
+func validateKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("message has no idempotency key")
+	}
+	if len(key) > 256 {
+		return fmt.Errorf("idempotency key is longer than 256 characters")
+	}
+	for _, c := range key {
+		if c <= ' ' || c > '~' {
+			return fmt.Errorf("idempotency key must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+func settingsSecrets(s Settings) []string {
+	var out []string
+	if s.Email != nil {
+		out = append(out, s.Email.Password)
+	}
+	if s.SMS != nil {
+		out = append(out, s.SMS.URL, s.SMS.Token, s.SMS.Password)
+	}
+	if s.Webhook != nil {
+		out = append(out, s.Webhook.URL, string(s.Webhook.SigningKey))
+	}
+	return out
+}

@@ -1,0 +1,163 @@
+/*
+Copyright 2026 The Roster Authors.
+
+Licensed under the Apache License, Version 2.0.
+*/
+
+package notify
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"net/mail"
+	"net/textproto"
+	"strings"
+
+	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
+)
+
+// MessageIDDomain is the right-hand side of every Message-ID Roster sends.
+const MessageIDDomain = "roster.dev"
+
+// HeaderIdempotencyKeyEmail carries Message.Key in emails, so a mail can be
+// traced back to the object and generation that caused it.
+const HeaderIdempotencyKeyEmail = "X-Roster-Idempotency-Key"
+
+// MessageID returns the Message-ID header value, angle brackets included,
+// for an idempotency key. It is a pure function of the key so that a
+// retried send produces the same Message-ID and mail systems can
+// deduplicate; hashing keeps object UIDs out of the header.
+func MessageID(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "<" + hex.EncodeToString(sum[:])[:32] + "@" + MessageIDDomain + ">"
+}
+
+// sendEmail delivers one rendered message over SMTP. Each call uses its own
+// connection: notifications are rare enough that pooling would only add
+// state that can go stale.
+func (d *Dispatcher) sendEmail(ctx context.Context, s *EmailSettings, msg Message, r Rendered) error {
+	const ch = ChannelEmail
+	if msg.To.Email == "" {
+		return permanentf(ch, nil, "recipient has no email address")
+	}
+	to, err := mail.ParseAddress(msg.To.Email)
+	if err != nil {
+		return permanentf(ch, nil, "recipient email address is invalid")
+	}
+	from, err := mail.ParseAddress(s.From)
+	if err != nil {
+		return permanentf(ch, nil, "sender address is invalid")
+	}
+
+	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
+	m.FromMailAddress(from)
+	m.ToMailAddress(&mail.Address{Name: strings.Join(strings.Fields(msg.To.Name), " "), Address: to.Address})
+	m.Subject(r.Subject)
+	m.SetMessageIDWithValue(strings.Trim(MessageID(msg.Key), "<>"))
+	m.SetDate()
+	m.SetGenHeader(gomail.Header(HeaderIdempotencyKeyEmail), msg.Key)
+	// RFC 3834: stops vacation responders from answering notifications.
+	m.SetGenHeader(gomail.Header("Auto-Submitted"), "auto-generated")
+	m.SetUserAgent("Roster")
+	m.SetBodyString(gomail.TypeTextPlain, r.Text)
+	m.AddAlternativeString(gomail.TypeTextHTML, r.HTML)
+
+	client, err := gomail.NewClient(s.Host, d.smtpOptions(s)...)
+	if err != nil {
+		return permanentf(ch, err, "invalid SMTP settings: %v", err)
+	}
+	conn, err := client.DialToSMTPClientWithContext(ctx)
+	if err != nil {
+		return smtpError(ctx, "connect", err)
+	}
+	// The dial honours ctx, but the SMTP conversation after it only has
+	// per-command deadlines; closing the connection makes cancellation
+	// interrupt it too.
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	defer func() { _ = client.CloseWithSMTPClient(conn) }()
+
+	if err := conn.Mail(from.Address); err != nil {
+		return smtpError(ctx, "MAIL FROM", err)
+	}
+	if err := conn.Rcpt(to.Address); err != nil {
+		return smtpError(ctx, "RCPT TO", err)
+	}
+	w, err := conn.Data()
+	if err != nil {
+		return smtpError(ctx, "DATA", err)
+	}
+	if _, err := m.WriteTo(w); err != nil {
+		_ = w.Close()
+		return smtpError(ctx, "DATA", err)
+	}
+	if err := w.Close(); err != nil {
+		return smtpError(ctx, "end of DATA", err)
+	}
+	return nil
+}
+
+func (d *Dispatcher) smtpOptions(s *EmailSettings) []gomail.Option {
+	tlsConfig := &tls.Config{
+		ServerName:         s.Host,
+		MinVersion:         tls.VersionTLS12,
+		RootCAs:            s.RootCAs,
+		InsecureSkipVerify: s.InsecureSkipVerify, //nolint:gosec // opt-in from the Secret, for test servers
+	}
+	opts := []gomail.Option{
+		gomail.WithPort(s.Port),
+		gomail.WithTimeout(d.opts.SMTPTimeout),
+		gomail.WithTLSConfig(tlsConfig),
+	}
+	switch s.TLS {
+	case TLSModeImplicit:
+		opts = append(opts, gomail.WithSSL())
+	case TLSModeNone:
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+	default:
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	}
+	if s.Username != "" {
+		opts = append(opts,
+			gomail.WithOpportunisticSMTPAuth(gomail.SMTPAuthPlain, gomail.SMTPAuthLogin),
+			gomail.WithUsername(s.Username),
+			gomail.WithPassword(s.Password),
+		)
+	}
+	return opts
+}
+
+// smtpError classifies an SMTP failure. Reply codes decide: 5xx is
+// permanent, 4xx transient. The server's reply text is kept (trimmed)
+// because it is what an administrator needs to fix a rejection.
+func smtpError(ctx context.Context, stage string, err error) error {
+	const ch = ChannelEmail
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return transientf(ch, ctxErr, "%s: %v", stage, ctxErr)
+	}
+	var reply *textproto.Error
+	if errors.As(err, &reply) {
+		e := transientf(ch, err, "%s: server replied %d %s", stage, reply.Code, shorten(reply.Msg))
+		e.Code = reply.Code
+		e.Permanent = reply.Code >= 500
+		return e
+	}
+	if errors.Is(err, smtp.ErrUnencrypted) {
+		return permanentf(ch, err, "%s: refusing to send credentials over an unencrypted connection", stage)
+	}
+	return transientf(ch, err, "%s: %s", stage, shorten(err.Error()))
+}
+
+// shorten keeps server-provided text to one reasonably short line.
+func shorten(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	const limit = 300
+	if len(s) > limit {
+		s = s[:limit] + "..."
+	}
+	return s
+}

@@ -1,0 +1,172 @@
+/*
+Copyright 2026 The Roster Authors.
+
+Licensed under the Apache License, Version 2.0.
+*/
+
+package notify
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+)
+
+// Channel is a delivery channel. Organizations enable channels by providing
+// their settings; ChannelLog needs none and is meant for development and
+// for clusters that do not send real notifications.
+type Channel string
+
+const (
+	// ChannelEmail delivers over SMTP to Recipient.Email.
+	ChannelEmail Channel = "email"
+	// ChannelSMS posts to an SMS provider's HTTP API for Recipient.Phone.
+	ChannelSMS Channel = "sms"
+	// ChannelWebhook posts a signed, Slack-compatible JSON event to an
+	// admin-facing endpoint; it never carries links or codes.
+	ChannelWebhook Channel = "webhook"
+	// ChannelLog only writes the subject and recipient to the operator log.
+	ChannelLog Channel = "log"
+)
+
+// Recipient of a message. Which field is required depends on the channel:
+// email needs Email, SMS needs Phone, webhook and log need none.
+type Recipient struct {
+	Name  string `json:"name,omitempty"`
+	Email string `json:"email,omitempty"`
+	Phone string `json:"phone,omitempty"`
+}
+
+// Message is one notification to render and deliver.
+type Message struct {
+	// Key is the idempotency key: owner UID + purpose + generation, for
+	// example "3f2c.../invitation/2". It must be stable across retries of the
+	// same notification and different for a new one, because receivers use
+	// it (as the email Message-ID basis and the HTTP Idempotency-Key header)
+	// to drop duplicates. It is not secret.
+	Key string
+	// Template selects which message to render.
+	Template TemplateName
+	// To is who the message is about and, for email and SMS, who gets it.
+	To Recipient
+	// Data is the template data, for example "OrganizationName",
+	// "InviteeName", "Link", "Code", "ExpiresAt", "ModuleKind", "ModuleName",
+	// "ApplicationName", "PortalURL" and "Reason". The values of "Link",
+	// "Code" and "Token" are treated as secrets: they never appear in
+	// webhook text, logs or errors.
+	Data map[string]any
+}
+
+// Settings is one organization's channel configuration, already resolved
+// from its Secrets. A nil channel pointer means the channel is not
+// configured and sends on it fail with ErrNotConfigured.
+type Settings struct {
+	// Organization is "namespace/name"; rate limits are kept per value.
+	Organization string
+	Email        *EmailSettings
+	SMS          *SMSSettings
+	Webhook      *WebhookSettings
+	// Templates holds the organization's overrides from its ConfigMap,
+	// keyed by template file name (see TemplateFile). Each entry replaces
+	// the embedded default of the same name.
+	Templates map[string]string
+}
+
+// Notifier renders and delivers notifications. Controllers depend on this
+// interface so tests can substitute a recorder.
+type Notifier interface {
+	// Send renders msg and delivers it on channel. It blocks while the
+	// per-organization, per-channel rate limit is exhausted (queued, never
+	// dropped) or until ctx ends.
+	Send(ctx context.Context, s Settings, ch Channel, msg Message) error
+}
+
+// TLSMode selects how the SMTP connection is encrypted.
+type TLSMode string
+
+const (
+	// TLSModeStartTLS connects in plain text and requires the server to
+	// upgrade with STARTTLS before anything else is sent (usually port 587).
+	TLSModeStartTLS TLSMode = "starttls"
+	// TLSModeImplicit speaks TLS from the first byte (usually port 465).
+	TLSModeImplicit TLSMode = "tls"
+	// TLSModeNone sends everything in clear text. It exists for loopback
+	// mail catchers in development; credentials are refused unless the host
+	// is loopback.
+	TLSModeNone TLSMode = "none"
+)
+
+// EmailSettings configures SMTP delivery for one organization.
+type EmailSettings struct {
+	Host string
+	Port int
+	// Username enables SMTP AUTH (PLAIN, falling back to LOGIN) when set.
+	Username string
+	Password string
+	TLS      TLSMode
+	// InsecureSkipVerify disables certificate verification; only for tests
+	// and demos with self-signed servers.
+	InsecureSkipVerify bool
+	// RootCAs verifies the server certificate; nil means the system roots.
+	RootCAs *x509.CertPool
+	// From is the sender, optionally with a display name
+	// ("Roster <noreply@example.com>").
+	From string
+}
+
+// String hides the password so settings can be logged or printed in test
+// failures without leaking it.
+func (e EmailSettings) String() string {
+	return fmt.Sprintf("EmailSettings{Host:%s Port:%d Username:%s Password:%s TLS:%s InsecureSkipVerify:%t CustomCA:%t From:%s}",
+		e.Host, e.Port, e.Username, mask(e.Password), e.TLS, e.InsecureSkipVerify, e.RootCAs != nil, e.From)
+}
+
+// GoString hides the password from %#v as well.
+func (e EmailSettings) GoString() string { return e.String() }
+
+// SMSSettings configures the SMS provider's HTTP API for one organization.
+type SMSSettings struct {
+	// URL receives the JSON POST. It may itself contain a secret path, so
+	// it is never included in errors.
+	URL string
+	// Token is sent as a bearer token when set.
+	Token string
+	// Username and Password are sent as HTTP basic auth when Username is set.
+	Username string
+	Password string
+	// From is the sender id shown to the recipient, if the provider allows.
+	From string
+}
+
+// String hides the URL, token and password.
+func (s SMSSettings) String() string {
+	return fmt.Sprintf("SMSSettings{URL:%s Token:%s Username:%s Password:%s From:%s}",
+		mask(s.URL), mask(s.Token), s.Username, mask(s.Password), s.From)
+}
+
+// GoString hides secrets from %#v as well.
+func (s SMSSettings) GoString() string { return s.String() }
+
+// WebhookSettings configures the admin webhook for one organization.
+type WebhookSettings struct {
+	// URL receives the JSON POST. Slack-style webhook URLs are secrets
+	// themselves, so it is never included in errors.
+	URL string
+	// SigningKey is the HMAC-SHA256 key for the X-Roster-Signature header.
+	SigningKey []byte
+}
+
+// String hides the URL and the signing key.
+func (w WebhookSettings) String() string {
+	return fmt.Sprintf("WebhookSettings{URL:%s SigningKey:%s}", mask(w.URL), mask(string(w.SigningKey)))
+}
+
+// GoString hides secrets from %#v as well.
+func (w WebhookSettings) GoString() string { return w.String() }
+
+func mask(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return "[redacted]"
+}

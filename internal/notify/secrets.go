@@ -1,0 +1,214 @@
+/*
+Copyright 2026 The Roster Authors.
+
+Licensed under the Apache License, Version 2.0.
+*/
+
+package notify
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Keys of the channel Secrets. They are exported so the code that creates
+// Secrets (demo, tests, documentation generators) cannot drift from the
+// parser.
+const (
+	SecretKeyHost               = "host"
+	SecretKeyPort               = "port"
+	SecretKeyUsername           = "username"
+	SecretKeyPassword           = "password"
+	SecretKeyTLS                = "tls"
+	SecretKeyInsecureSkipVerify = "insecureSkipVerify"
+	SecretKeyCABundle           = "caBundle"
+	SecretKeyFrom               = "from"
+	SecretKeyURL                = "url"
+	SecretKeyToken              = "token"
+	SecretKeySigningKey         = "signingKey"
+)
+
+// DefaultSMTPPort is the submission port, used when the Secret has no port.
+const DefaultSMTPPort = 587
+
+// EmailSettingsFromSecret parses an email Secret's data. from is the sender
+// address from the organization's spec; when empty, the Secret's "from" key
+// is used. Errors name the offending key but never its value, because they
+// are shown in the organization's status.
+//
+// Keys: host (required), port (default 587), username and password
+// (optional; AUTH only when username is set), tls = starttls (default) |
+// tls | none, insecureSkipVerify = "true" (tests and demos only), caBundle
+// (PEM, for a private CA).
+func EmailSettingsFromSecret(data map[string][]byte, from string) (*EmailSettings, error) {
+	const kind = "email"
+	host := plain(data, SecretKeyHost)
+	if host == "" {
+		return nil, missing(kind, SecretKeyHost)
+	}
+	if err := validateHost(host); err != nil {
+		return nil, invalid(kind, SecretKeyHost, err.Error())
+	}
+	s := &EmailSettings{
+		Host:     strings.Trim(host, "[]"),
+		Port:     DefaultSMTPPort,
+		Username: plain(data, SecretKeyUsername),
+		Password: secret(data, SecretKeyPassword),
+		TLS:      TLSModeStartTLS,
+	}
+	if p := plain(data, SecretKeyPort); p != "" {
+		port, err := strconv.Atoi(p)
+		if err != nil || port < 1 || port > 65535 {
+			return nil, invalid(kind, SecretKeyPort, "must be a number between 1 and 65535")
+		}
+		s.Port = port
+	}
+	if s.Password != "" && s.Username == "" {
+		return nil, invalid(kind, SecretKeyPassword, fmt.Sprintf("requires key %q", SecretKeyUsername))
+	}
+	if t := plain(data, SecretKeyTLS); t != "" {
+		switch mode := TLSMode(strings.ToLower(t)); mode {
+		case TLSModeStartTLS, TLSModeImplicit, TLSModeNone:
+			s.TLS = mode
+		default:
+			return nil, invalid(kind, SecretKeyTLS, fmt.Sprintf("must be %q, %q or %q", TLSModeStartTLS, TLSModeImplicit, TLSModeNone))
+		}
+	}
+	if s.TLS == TLSModeNone && s.Username != "" && !isLoopback(s.Host) {
+		return nil, invalid(kind, SecretKeyTLS, fmt.Sprintf("%q would send credentials unencrypted; only allowed for localhost", TLSModeNone))
+	}
+	if v := plain(data, SecretKeyInsecureSkipVerify); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, invalid(kind, SecretKeyInsecureSkipVerify, `must be "true" or "false"`)
+		}
+		s.InsecureSkipVerify = b
+	}
+	if pem := data[SecretKeyCABundle]; len(pem) > 0 {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, invalid(kind, SecretKeyCABundle, "contains no PEM certificate")
+		}
+		s.RootCAs = pool
+	}
+	if from == "" {
+		from = plain(data, SecretKeyFrom)
+	}
+	if from == "" {
+		return nil, fmt.Errorf("%s settings: no sender address: set the organization's sender or Secret key %q", kind, SecretKeyFrom)
+	}
+	if _, err := mail.ParseAddress(from); err != nil {
+		return nil, fmt.Errorf("%s settings: sender address is not a valid email address", kind)
+	}
+	s.From = from
+	return s, nil
+}
+
+// SMSSettingsFromSecret parses an SMS provider Secret's data. Keys: url
+// (required), token (optional bearer token), username and password
+// (optional basic auth), from (optional sender id).
+func SMSSettingsFromSecret(data map[string][]byte) (*SMSSettings, error) {
+	const kind = "sms"
+	u := plain(data, SecretKeyURL)
+	if u == "" {
+		return nil, missing(kind, SecretKeyURL)
+	}
+	if err := validateURL(u); err != nil {
+		return nil, invalid(kind, SecretKeyURL, err.Error())
+	}
+	s := &SMSSettings{
+		URL:      u,
+		Token:    secret(data, SecretKeyToken),
+		Username: plain(data, SecretKeyUsername),
+		Password: secret(data, SecretKeyPassword),
+		From:     plain(data, SecretKeyFrom),
+	}
+	if s.Password != "" && s.Username == "" {
+		return nil, invalid(kind, SecretKeyPassword, fmt.Sprintf("requires key %q", SecretKeyUsername))
+	}
+	if s.Token != "" && s.Username != "" {
+		return nil, invalid(kind, SecretKeyToken, fmt.Sprintf("cannot be combined with key %q", SecretKeyUsername))
+	}
+	return s, nil
+}
+
+// WebhookSettingsFromSecret parses a webhook Secret's data. Keys: url
+// (required) and signingKey (required, the HMAC key receivers verify
+// X-Roster-Signature with).
+func WebhookSettingsFromSecret(data map[string][]byte) (*WebhookSettings, error) {
+	const kind = "webhook"
+	u := plain(data, SecretKeyURL)
+	if u == "" {
+		return nil, missing(kind, SecretKeyURL)
+	}
+	if err := validateURL(u); err != nil {
+		return nil, invalid(kind, SecretKeyURL, err.Error())
+	}
+	key := secret(data, SecretKeySigningKey)
+	if key == "" {
+		return nil, missing(kind, SecretKeySigningKey)
+	}
+	return &WebhookSettings{URL: u, SigningKey: []byte(key)}, nil
+}
+
+// plain reads a non-secret value; surrounding whitespace is never meant.
+func plain(data map[string][]byte, key string) string {
+	return strings.TrimSpace(string(data[key]))
+}
+
+// secret reads a credential. Only trailing line breaks are removed (they
+// sneak in through "kubectl create secret --from-file"); other whitespace
+// may be part of the credential.
+func secret(data map[string][]byte, key string) string {
+	return strings.TrimRight(string(data[key]), "\r\n")
+}
+
+func missing(kind, key string) error {
+	return fmt.Errorf("%s settings: Secret key %q is required", kind, key)
+}
+
+func invalid(kind, key, why string) error {
+	return fmt.Errorf("%s settings: Secret key %q %s", kind, key, why)
+}
+
+func validateHost(host string) error {
+	if strings.ContainsAny(host, "/\\ \t@") || strings.Contains(host, "://") {
+		return errors.New("must be a host name or IP address")
+	}
+	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil {
+		return nil
+	}
+	if strings.Contains(host, ":") {
+		return fmt.Errorf("must not contain a port; use key %q", SecretKeyPort)
+	}
+	return nil
+}
+
+func validateURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("is not a valid URL")
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return errors.New("must be an http or https URL")
+	}
+	if u.Host == "" {
+		return errors.New("has no host")
+	}
+	return nil
+}
+
+// isLoopback matches the host names the SMTP client accepts for
+// credentials over an unencrypted connection.
+func isLoopback(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}

@@ -1,0 +1,56 @@
+package operator
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/controllers"
+	"github.com/roster-dev/roster/internal/notify"
+)
+
+// Options are what differs between the manager binary, the demo and the tests.
+type Options struct {
+	// Clock is the controllers' clock; tests step a fake one to expire invitations.
+	Clock clock.Clock
+	// Notifier delivers notifications.
+	Notifier notify.Notifier
+	// PortalURL is where links point when an Organization sets no spec.portalURL.
+	PortalURL string
+	// TrustedUsers may change a signed-up member's personal fields on their behalf: the
+	// manager's own identity, which the sign-up pages act as.
+	TrustedUsers []string
+	// Webhooks registers the admission webhooks with the manager's webhook server.
+	Webhooks bool
+}
+
+// Setup registers Roster's indexes, controllers and webhooks with mgr.
+func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if err := controllers.SetupIndexes(ctx, mgr); err != nil {
+		return fmt.Errorf("indexes: %w", err)
+	}
+	c := mgr.GetClient()
+	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
+		&controllers.OrganizationReconciler{Client: c, Recorder: mgr.GetEventRecorder("organization-controller"), Clock: opts.Clock, PortalURL: opts.PortalURL},
+		&controllers.InvitationReconciler{Client: c, Recorder: mgr.GetEventRecorder("invitation-controller"), Clock: opts.Clock,
+			Notifier: opts.Notifier, APIReader: mgr.GetAPIReader(), PortalURL: opts.PortalURL},
+		&controllers.MemberReconciler{Client: c, Recorder: mgr.GetEventRecorder("member-controller"), Clock: opts.Clock},
+	}
+	for _, r := range reconcilers {
+		if err := r.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("controller %T: %w", r, err)
+		}
+	}
+	if opts.Webhooks {
+		if err := rosterv1.SetupWebhooks(mgr, rosterv1.WebhookOptions{TrustedUsers: opts.TrustedUsers}); err != nil {
+			return fmt.Errorf("webhooks: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,98 @@
+// Package patch sends what a reconcile changed on an object as merge patches, in the style of
+// Cluster API's patch helper: a reconciler takes a snapshot when it starts, changes the object
+// in memory, and one deferred call writes the metadata and the status it changed. Nothing is
+// written when nothing changed, so an idempotent Reconcile makes no writes on a second pass.
+package patch
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Helper remembers an object as it was read.
+type Helper struct {
+	client client.Client
+	before map[string]any
+}
+
+// NewHelper snapshots obj; call it right after the object was read.
+func NewHelper(obj client.Object, c client.Client) (*Helper, error) {
+	before, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %T: %w", obj, err)
+	}
+	return &Helper{client: c, before: before}, nil
+}
+
+// Patch writes the changes made to obj since the snapshot: labels, annotations, finalizers
+// and owner references through the object, then status through the status subresource. A
+// controller never patches spec: spec belongs to the object's owner. Merge patches carry no
+// resourceVersion; status has one writer, its controller, so there is nothing to race.
+func (h *Helper) Patch(ctx context.Context, obj client.Object) error {
+	after, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return fmt.Errorf("convert %T: %w", obj, err)
+	}
+	status := after["status"]
+
+	metaPatch, err := mergePatch(pick(h.before, "metadata"), pick(after, "metadata"))
+	if err != nil {
+		return err
+	}
+	if metaPatch != nil {
+		if err := h.client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, metaPatch)); err != nil {
+			return fmt.Errorf("patch metadata: %w", err)
+		}
+	}
+
+	statusPatch, err := mergePatch(map[string]any{"status": h.before["status"]}, map[string]any{"status": status})
+	if err != nil {
+		return err
+	}
+	if statusPatch != nil {
+		if err := h.client.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, statusPatch)); err != nil {
+			return fmt.Errorf("patch status: %w", err)
+		}
+	}
+	// Later patches in the same reconcile start from what was written.
+	h.before, err = runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	return err
+}
+
+// pick keeps only the metadata a controller may change.
+func pick(obj map[string]any, key string) map[string]any {
+	m, _ := obj[key].(map[string]any)
+	out := map[string]any{}
+	for _, k := range []string{"labels", "annotations", "finalizers", "ownerReferences"} {
+		if v, ok := m[k]; ok {
+			out[k] = v
+		}
+	}
+	return map[string]any{key: out}
+}
+
+// mergePatch returns the JSON merge patch from before to after, or nil when they are equal.
+func mergePatch(before, after map[string]any) ([]byte, error) {
+	b, err := json.Marshal(before)
+	if err != nil {
+		return nil, err
+	}
+	a, err := json.Marshal(after)
+	if err != nil {
+		return nil, err
+	}
+	p, err := jsonpatch.CreateMergePatch(b, a)
+	if err != nil {
+		return nil, fmt.Errorf("compute merge patch: %w", err)
+	}
+	if string(p) == "{}" {
+		return nil, nil
+	}
+	return p, nil
+}
