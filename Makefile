@@ -53,8 +53,8 @@ bench: envtest ## Run the benchmarks.
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test -run '^$$' -bench . -benchmem ./...
 
 .PHONY: demo
-demo: ## A local control plane with Roster's CRDs and samples.
-	@echo "make demo comes with the controllers (issue 3); until then run 'make test'."
+demo: manifests envtest ## Roster on a local control plane with the samples; prints how to use kubectl.
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go run ./hack/demo -root .
 
 ##@ Build
 

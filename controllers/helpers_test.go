@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/gomega"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -53,18 +54,33 @@ func k8sClientAs(cfg *rest.Config) client.Client {
 // withoutValidatingWebhook runs f as if the validating webhook were down or bypassed, as
 // when a GitOps tool applies objects before the webhook is installed.
 func withoutValidatingWebhook(ctx context.Context, f func()) {
-	list := &admissionregistrationv1.ValidatingWebhookConfigurationList{}
-	Expect(k8sClient.List(ctx, list)).To(Succeed())
-	Expect(list.Items).NotTo(BeEmpty())
-	for i := range list.Items {
-		Expect(k8sClient.Delete(ctx, &list.Items[i])).To(Succeed())
-	}
-	defer func() {
-		for i := range list.Items {
-			c := list.Items[i].DeepCopy()
-			c.ResourceVersion, c.UID = "", ""
-			Expect(k8sClient.Create(ctx, c)).To(Succeed())
-		}
-	}()
+	defer removeAll(ctx, &admissionregistrationv1.ValidatingWebhookConfigurationList{})()
 	f()
+}
+
+// withoutWebhooks runs f with no admission webhooks at all.
+func withoutWebhooks(ctx context.Context, f func()) {
+	defer removeAll(ctx, &admissionregistrationv1.ValidatingWebhookConfigurationList{})()
+	defer removeAll(ctx, &admissionregistrationv1.MutatingWebhookConfigurationList{})()
+	f()
+}
+
+// removeAll deletes every object of a list's kind and returns what puts them back.
+func removeAll(ctx context.Context, list client.ObjectList) func() {
+	Expect(k8sClient.List(ctx, list)).To(Succeed())
+	items, err := meta.ExtractList(list)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(items).NotTo(BeEmpty())
+	for _, it := range items {
+		Expect(k8sClient.Delete(ctx, it.(client.Object))).To(Succeed())
+	}
+	return func() {
+		for _, it := range items {
+			o := it.(client.Object)
+			o.SetResourceVersion("")
+			o.SetUID("")
+			// The spec's context may be over by the time cleanup runs.
+			Expect(k8sClient.Create(context.Background(), o)).To(Succeed())
+		}
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
@@ -18,9 +17,8 @@ const (
 	IndexUsername     = rosterv1.IndexUsername
 )
 
-// SetupIndexes registers the cache indexes; call it once before the manager starts.
-func SetupIndexes(ctx context.Context, mgr manager.Manager) error {
-	idx := mgr.GetFieldIndexer()
+// SetupIndexes registers the cache indexes; call it once before the cache starts.
+func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	orgOf := map[client.Object]func(client.Object) string{
 		&rosterv1.Invitation{}:    func(o client.Object) string { return o.(*rosterv1.Invitation).Spec.OrganizationRef.Name },
 		&rosterv1.Member{}:        func(o client.Object) string { return o.(*rosterv1.Member).Spec.OrganizationRef.Name },

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -367,8 +368,8 @@ func (r *InvitationReconciler) deliver(ctx context.Context, inv *rosterv1.Invita
 	retry, permanent := box.send(ctx, d, settings, msg)
 	switch {
 	case permanent != nil:
-		r.fail(inv, rosterv1.ReasonDeliveryFailed, "The invitation could not be delivered: "+d.Error+". Fix the address or the channel, then raise spec.resendRequests")
-		r.Recorder.Eventf(inv, nil, corev1.EventTypeWarning, "DeliveryFailed", "Send", "Delivery failed for good: %s", d.Error)
+		r.fail(inv, rosterv1.ReasonDeliveryFailed, "The invitation could not be delivered: "+deliveryAdvice(permanent, ch)+
+			". Fix it, then raise spec.resendRequests to send it again")
 		return ctrl.Result{}, nil
 	case retry > 0:
 		ready(inv, false, "DeliveryRetrying", fmt.Sprintf("Delivery failed (%s); retrying in %s", d.Error, retry))
@@ -529,6 +530,15 @@ func channelFor(inv *rosterv1.Invitation, m *rosterv1.Member) (notify.Channel, n
 		}
 	}
 	return "", to
+}
+
+// deliveryAdvice says what an admin can do about a delivery that failed for good.
+func deliveryAdvice(err error, ch notify.Channel) string {
+	if errors.Is(err, notify.ErrNotConfigured) {
+		field := map[notify.Channel]string{notify.ChannelEmail: "email", notify.ChannelSMS: "sms", notify.ChannelWebhook: "webhook"}[ch]
+		return fmt.Sprintf("the Organization has no %s channel; set spec.notifications.%s", ch, field)
+	}
+	return err.Error()
 }
 
 func templateFor(inv *rosterv1.Invitation, gen int32) notify.TemplateName {

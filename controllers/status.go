@@ -2,11 +2,11 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
@@ -27,7 +27,7 @@ func finish(ctx context.Context, h *patch.Helper, obj object, reterr error) erro
 		obj.SetObservedGeneration(obj.GetGeneration())
 	}
 	if err := h.Patch(ctx, obj); err != nil {
-		return kerrors.NewAggregate([]error{reterr, err})
+		return errors.Join(reterr, err)
 	}
 	return reterr
 }

@@ -189,7 +189,7 @@ type ExternalUserStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=xu,categories=roster
-// +kubebuilder:printcolumn:name="Name",type=string,JSONPath=`.spec.displayName`
+// +kubebuilder:printcolumn:name="Display Name",type=string,JSONPath=`.spec.displayName`
 // +kubebuilder:printcolumn:name="Application",type=string,JSONPath=`.spec.application`
 // +kubebuilder:printcolumn:name="Company",type=string,JSONPath=`.spec.company`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
