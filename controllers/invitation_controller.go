@@ -49,6 +49,8 @@ type InvitationReconciler struct {
 	Notifier notify.Notifier
 	// APIReader reads past the cache, to check a delivery is still due before sending it.
 	APIReader client.Reader
+	// RetryBackoff is the wait before retrying a failed delivery; notify.Backoff when nil.
+	RetryBackoff func(attempt int) time.Duration
 	// PortalURL is where links point when the Organization sets no spec.portalURL.
 	PortalURL string
 }
@@ -330,7 +332,7 @@ func (r *InvitationReconciler) deliver(ctx context.Context, inv *rosterv1.Invita
 		ready(inv, true, "LinkReady", fmt.Sprintf("The link is ready in Secret %s (key %q); pass it on to the person", inv.Status.TokenSecretRef.Name, tokenSecretLink))
 		return r.settled(inv), nil
 	}
-	box := outbox{notifier: r.Notifier, clock: r.Clock, reader: r.APIReader}
+	box := outbox{notifier: r.Notifier, clock: r.Clock, reader: r.APIReader, backoff: r.RetryBackoff}
 	key := fmt.Sprintf("%s/invitation/%d", inv.UID, gen)
 	d, added := box.record(&inv.Status.Deliveries, key, ch)
 	if added {

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -18,6 +20,7 @@ import (
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/internal/membership"
+	"github.com/roster-dev/roster/internal/notify"
 	"github.com/roster-dev/roster/internal/patch"
 )
 
@@ -27,6 +30,13 @@ type MemberReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
+	// Notifier tells the person about decisions on their membership, and admins about
+	// members waiting for approval.
+	Notifier notify.Notifier
+	// APIReader reads past the cache, to check a message is still due before sending it.
+	APIReader client.Reader
+	// RetryBackoff is the wait before retrying a failed delivery; notify.Backoff when nil.
+	RetryBackoff func(attempt int) time.Duration
 }
 
 // Reconcile derives the member's phase from the facts: signed up, needs approval, an
@@ -50,10 +60,10 @@ func (r *MemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 		return ctrl.Result{}, err
 	}
 	r.recordJoinFacts(m, org)
-	r.updatePhase(m)
+	r.updatePhase(m, org)
 	syncLabels(m)
 	setMemberReady(m)
-	return ctrl.Result{}, nil
+	return r.notify(ctx, m, org)
 }
 
 // recordJoinFacts copies into status how the member joined and, until they sign up, whether
@@ -71,9 +81,9 @@ func (r *MemberReconciler) recordJoinFacts(m *rosterv1.Member, org *rosterv1.Org
 	}
 }
 
-// updatePhase moves the member to the phase its facts say, stamps the transition and tells
-// the admin with an Event.
-func (r *MemberReconciler) updatePhase(m *rosterv1.Member) {
+// updatePhase moves the member to the phase its facts say, stamps the transition, tells the
+// admin with an Event and queues the message for whoever must hear of it.
+func (r *MemberReconciler) updatePhase(m *rosterv1.Member, org *rosterv1.Organization) {
 	from, to := m.Status.Phase, membership.Phase(m)
 	if from == to {
 		return
@@ -92,6 +102,85 @@ func (r *MemberReconciler) updatePhase(m *rosterv1.Member) {
 	}
 	reason, note := transition(m, from, to)
 	r.Recorder.Eventf(m, nil, corev1.EventTypeNormal, reason, "Reconcile", note)
+	if tmpl, ch := messageFor(m, org, reason); tmpl != "" {
+		r.outbox().queue(m, fmt.Sprintf("%s/%s/%d", m.UID, tmpl, m.Generation), ch)
+	}
+}
+
+// messageFor picks the message a transition sends and its channel: the person hears of
+// decisions on their membership, the organization's webhook of members awaiting approval.
+func messageFor(m *rosterv1.Member, org *rosterv1.Organization, reason string) (notify.TemplateName, notify.Channel) {
+	if reason == "AwaitingApproval" {
+		if org.Spec.Notifications.Webhook == nil {
+			return "", ""
+		}
+		return notify.TemplateApprovalNeeded, notify.ChannelWebhook
+	}
+	tmpl := map[string]notify.TemplateName{
+		"Approved":   notify.TemplateMemberApproved,
+		"Rejected":   notify.TemplateMemberRejected,
+		"Terminated": notify.TemplateMemberRemoved,
+		"Restored":   notify.TemplateMemberRestored,
+	}[reason]
+	switch {
+	case tmpl == "":
+		return "", ""
+	case m.Spec.Email != "" && org.Spec.Notifications.Email != nil:
+		return tmpl, notify.ChannelEmail
+	case m.Spec.Phone != "" && org.Spec.Notifications.SMS != nil:
+		return tmpl, notify.ChannelSMS
+	}
+	return "", ""
+}
+
+// notify sends the member's waiting messages in order.
+func (r *MemberReconciler) notify(ctx context.Context, m *rosterv1.Member, org *rosterv1.Organization) (ctrl.Result, error) {
+	if !hasPending(m.Status.Deliveries) {
+		return ctrl.Result{}, nil
+	}
+	settings, err := notificationSettings(ctx, r.Client, org)
+	if err != nil {
+		setCondition(m, "Notified", metav1.ConditionFalse, "NotificationsMisconfigured", err.Error())
+		return ctrl.Result{RequeueAfter: time.Minute}, nil
+	}
+	build := func(d rosterv1.Delivery) notify.Message {
+		return notify.Message{
+			Key:      d.Key,
+			Template: notify.TemplateName(keyPurpose(d.Key)),
+			To:       notify.Recipient{Name: m.Spec.DisplayName, Email: m.Spec.Email, Phone: m.Spec.Phone},
+			Data: map[string]any{
+				"OrganizationName": org.Spec.DisplayName,
+				"MemberName":       m.Spec.DisplayName,
+				"InviteeName":      m.Spec.DisplayName,
+				"PortalURL":        org.Spec.PortalURL,
+			},
+		}
+	}
+	failed := func(d rosterv1.Delivery, err error) {
+		setCondition(m, "Notified", metav1.ConditionFalse, "DeliveryFailed", fmt.Sprintf("%s could not be delivered: %s", keyPurpose(d.Key), d.Error))
+		r.Recorder.Eventf(m, nil, corev1.EventTypeWarning, "DeliveryFailed", "Send", "%s could not be delivered: %s", keyPurpose(d.Key), d.Error)
+	}
+	retry, err := r.outbox().flush(ctx, m, settings, build, failed)
+	if err != nil || retry > 0 {
+		return ctrl.Result{RequeueAfter: retry}, err
+	}
+	if c := meta.FindStatusCondition(m.Status.Conditions, "Notified"); c == nil || c.Reason != "DeliveryFailed" {
+		setCondition(m, "Notified", metav1.ConditionTrue, "Delivered", "Every message about this membership was delivered")
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *MemberReconciler) outbox() outbox {
+	return outbox{notifier: r.Notifier, clock: r.Clock, reader: r.APIReader, backoff: r.RetryBackoff}
+}
+
+func hasPending(ds []rosterv1.Delivery) bool {
+	for _, d := range ds {
+		if d.State == DeliverySending {
+			return true
+		}
+	}
+	return false
 }
 
 // transition names a phase change for an Event.

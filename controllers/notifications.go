@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -87,6 +88,8 @@ type outbox struct {
 	clock    clock.PassiveClock
 	// reader reads past the cache: see due.
 	reader client.Reader
+	// backoff is the wait before retry n of a transient failure; notify.Backoff by default.
+	backoff func(attempt int) time.Duration
 }
 
 // withDeliveries is a kind that keeps delivery records.
@@ -163,8 +166,56 @@ func (o outbox) send(ctx context.Context, d *rosterv1.Delivery, s notify.Setting
 		return 0, err
 	default:
 		d.Error = truncate(err.Error())
-		return notify.Backoff(int(d.Attempts) - 1), nil
+		backoff := o.backoff
+		if backoff == nil {
+			backoff = notify.Backoff
+		}
+		return backoff(int(d.Attempts) - 1), nil
 	}
+}
+
+// queue records a message to send under key unless it was recorded before; flush sends it.
+func (o outbox) queue(obj withDeliveries, key string, ch notify.Channel) {
+	o.record(obj.GetDeliveries(), key, ch)
+}
+
+// flush sends the recorded messages that wait, oldest first, and stops at the first that
+// must be retried, so that one person's messages arrive in the order they were recorded.
+// build renders the message of a record. It returns when to try again, if anything waits.
+func (o outbox) flush(ctx context.Context, obj withDeliveries, s notify.Settings, build func(rosterv1.Delivery) notify.Message,
+	failed func(rosterv1.Delivery, error)) (time.Duration, error) {
+	for i := range *obj.GetDeliveries() {
+		d := &(*obj.GetDeliveries())[i]
+		if d.State != DeliverySending {
+			continue
+		}
+		due, err := o.due(ctx, obj, d.Key)
+		if err != nil {
+			return 0, err
+		}
+		if !due {
+			// Recorded in this pass, or the cache is behind: the status write brings us back.
+			return time.Second, nil
+		}
+		retry, permanent := o.send(ctx, d, s, build(*d))
+		if permanent != nil {
+			failed(*d, permanent)
+			continue
+		}
+		if retry > 0 {
+			return retry, nil
+		}
+	}
+	return 0, nil
+}
+
+// keyPurpose is the purpose part of a delivery key "<uid>/<purpose>/<n>".
+func keyPurpose(key string) string {
+	parts := strings.Split(key, "/")
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[len(parts)-2]
 }
 
 func truncate(s string) string {

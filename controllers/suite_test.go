@@ -48,7 +48,7 @@ var (
 	managerCfg  *rest.Config
 	k8sClient   client.Client // a cluster admin who is nobody in any organization
 	adminClient client.Client // alice, a Super Admin of every organization the tests make
-	notifier    = &recordingNotifier{}
+	notifier    = &recordingNotifier{real: notify.NewDispatcher(notify.DispatcherOptions{})}
 	fakeClock   = clocktesting.NewFakeClock(time.Now())
 	mgrClient   client.Client // the manager's cached client, as the sign-up pages use it
 	stopManager context.CancelFunc
@@ -126,6 +126,7 @@ func startManager() {
 		Notifier:     notifier,
 		PortalURL:    "https://join.test",
 		TrustedUsers: []string{managerUser},
+		RetryBackoff: func(int) time.Duration { return 200 * time.Millisecond },
 		Webhooks:     true,
 	})).To(Succeed())
 	stopManager = cancel
@@ -177,10 +178,11 @@ func newNamespace(ctx context.Context) string {
 	return ns.Name
 }
 
-// recordingNotifier stands in for the delivery channels in these tests: it records what
-// the controllers hand over and can be told to fail. internal/notify has its own tests
-// against real SMTP and HTTP servers.
+// recordingNotifier records what the controllers hand over and can be told to fail. Where
+// an organization configures a real channel (an SMTP server on loopback in the
+// notification tests) it delivers through the real dispatcher too.
 type recordingNotifier struct {
+	real     notify.Notifier
 	mu       sync.Mutex
 	sent     []sentMessage
 	failWith map[string]error // by recipient email or phone
@@ -191,7 +193,12 @@ type sentMessage struct {
 	Message notify.Message
 }
 
-func (n *recordingNotifier) Send(_ context.Context, _ notify.Settings, ch notify.Channel, msg notify.Message) error {
+func (n *recordingNotifier) Send(ctx context.Context, s notify.Settings, ch notify.Channel, msg notify.Message) error {
+	if s.Email != nil || s.SMS != nil || s.Webhook != nil {
+		if err := n.real.Send(ctx, s, ch, msg); err != nil {
+			return err
+		}
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, addr := range []string{msg.To.Email, msg.To.Phone} {

@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -23,6 +24,9 @@ type Options struct {
 	// TrustedUsers may change a signed-up member's personal fields on their behalf: the
 	// manager's own identity, which the sign-up pages act as.
 	TrustedUsers []string
+	// RetryBackoff is the wait before retrying a failed delivery; notify.Backoff when nil.
+	// Tests shorten it.
+	RetryBackoff func(attempt int) time.Duration
 	// Webhooks registers the admission webhooks with the manager's webhook server.
 	Webhooks bool
 }
@@ -39,8 +43,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&controllers.OrganizationReconciler{Client: c, Recorder: mgr.GetEventRecorder("organization-controller"), Clock: opts.Clock, PortalURL: opts.PortalURL},
 		&controllers.InvitationReconciler{Client: c, Recorder: mgr.GetEventRecorder("invitation-controller"), Clock: opts.Clock,
-			Notifier: opts.Notifier, APIReader: mgr.GetAPIReader(), PortalURL: opts.PortalURL},
-		&controllers.MemberReconciler{Client: c, Recorder: mgr.GetEventRecorder("member-controller"), Clock: opts.Clock},
+			Notifier: opts.Notifier, APIReader: mgr.GetAPIReader(), RetryBackoff: opts.RetryBackoff, PortalURL: opts.PortalURL},
+		&controllers.MemberReconciler{Client: c, Recorder: mgr.GetEventRecorder("member-controller"), Clock: opts.Clock,
+			Notifier: opts.Notifier, APIReader: mgr.GetAPIReader(), RetryBackoff: opts.RetryBackoff},
 	}
 	for _, r := range reconcilers {
 		if err := r.SetupWithManager(mgr); err != nil {
