@@ -37,8 +37,8 @@ var _ = Describe("write conflicts", func() {
 				i.Annotations = map[string]string{rosterv1.AnnotationInviterRole: string(rosterv1.RoleSuperAdmin)}
 			})
 		// With the manager down there is no webhook server either.
-		restore := removeAll(ctx, &admissionregistrationv1.MutatingWebhookConfigurationList{})
-		DeferCleanup(removeAll(ctx, &admissionregistrationv1.ValidatingWebhookConfigurationList{}))
+		restore := removeWebhooks(ctx, &admissionregistrationv1.MutatingWebhookConfigurationList{})
+		DeferCleanup(removeWebhooks(ctx, &admissionregistrationv1.ValidatingWebhookConfigurationList{}))
 		DeferCleanup(restore)
 		Expect(k8sClient.Create(ctx, &rosterv1.Organization{
 			ObjectMeta: metav1.ObjectMeta{Name: "acme", Namespace: ns},

@@ -8,9 +8,11 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/internal/operator"
 )
 
@@ -54,19 +56,14 @@ func k8sClientAs(cfg *rest.Config) client.Client {
 // withoutValidatingWebhook runs f as if the validating webhook were down or bypassed, as
 // when a GitOps tool applies objects before the webhook is installed.
 func withoutValidatingWebhook(ctx context.Context, f func()) {
-	defer removeAll(ctx, &admissionregistrationv1.ValidatingWebhookConfigurationList{})()
+	defer removeWebhooks(ctx, &admissionregistrationv1.ValidatingWebhookConfigurationList{})()
 	f()
 }
 
-// withoutWebhooks runs f with no admission webhooks at all.
-func withoutWebhooks(ctx context.Context, f func()) {
-	defer removeAll(ctx, &admissionregistrationv1.ValidatingWebhookConfigurationList{})()
-	defer removeAll(ctx, &admissionregistrationv1.MutatingWebhookConfigurationList{})()
-	f()
-}
-
-// removeAll deletes every object of a list's kind and returns what puts them back.
-func removeAll(ctx context.Context, list client.ObjectList) func() {
+// removeWebhooks deletes every webhook configuration of a list's kind, waits until the
+// API server stops calling them (it learns of the change asynchronously), and returns
+// what puts them back and waits until it calls them again.
+func removeWebhooks(ctx context.Context, list client.ObjectList) func() {
 	Expect(k8sClient.List(ctx, list)).To(Succeed())
 	items, err := meta.ExtractList(list)
 	Expect(err).NotTo(HaveOccurred())
@@ -74,6 +71,8 @@ func removeAll(ctx context.Context, list client.ObjectList) func() {
 	for _, it := range items {
 		Expect(k8sClient.Delete(ctx, it.(client.Object))).To(Succeed())
 	}
+	_, validating := list.(*admissionregistrationv1.ValidatingWebhookConfigurationList)
+	Eventually(func() bool { return webhookCalled(validating) }, timeout, interval).Should(BeFalse())
 	return func() {
 		for _, it := range items {
 			o := it.(client.Object)
@@ -82,5 +81,37 @@ func removeAll(ctx context.Context, list client.ObjectList) func() {
 			// The spec's context may be over by the time cleanup runs.
 			Expect(k8sClient.Create(context.Background(), o)).To(Succeed())
 		}
+		if managerDone != nil && !closed(managerDone) {
+			Eventually(func() bool { return webhookCalled(validating) }, timeout, interval).Should(BeTrue())
+		}
 	}
+}
+
+func closed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// webhookCalled probes whether the API server calls Roster's validating (or mutating)
+// webhook now: the validating one refuses a second organization with the probe's door
+// number; the mutating one fills in spec.invitedBy.
+func webhookCalled(validating bool) bool {
+	ctx := context.Background()
+	if validating {
+		err := k8sClient.Create(ctx, &rosterv1.Organization{
+			ObjectMeta: metav1.ObjectMeta{Name: "probe-2", Namespace: probeNamespace},
+			Spec:       rosterv1.OrganizationSpec{DisplayName: "probe", DoorNumber: probeDoorNumber},
+		}, client.DryRunAll)
+		return err != nil
+	}
+	inv := &rosterv1.Invitation{
+		ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: probeNamespace},
+		Spec: rosterv1.InvitationSpec{OrganizationRef: rosterv1.OrganizationReference{Name: "probe"},
+			Method: rosterv1.InvitationMethodLink, Invitee: rosterv1.Invitee{Name: "probe"}},
+	}
+	return k8sClient.Create(ctx, inv, client.DryRunAll) == nil && inv.Spec.InvitedBy != ""
 }

@@ -190,7 +190,7 @@ func transition(m *rosterv1.Member, from, to rosterv1.MemberPhase) (reason, note
 		who = m.Name
 	}
 	switch {
-	case from == "":
+	case from == "" && to != rosterv1.MemberPending:
 		return "Created", fmt.Sprintf("%s is %s", who, to)
 	case to == rosterv1.MemberTerminated:
 		return "Terminated", fmt.Sprintf("%s was removed; the record is kept and can be restored with spec.access: Active", who)

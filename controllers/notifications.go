@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -161,7 +160,7 @@ func (o outbox) send(ctx context.Context, d *rosterv1.Delivery, s notify.Setting
 	case err == nil:
 		d.State, d.Error = DeliverySent, ""
 		return 0, nil
-	case notify.IsPermanent(err) || errors.Is(err, notify.ErrNotConfigured):
+	case notify.IsPermanent(err):
 		d.State, d.Error = DeliveryFailed, truncate(err.Error())
 		return 0, err
 	default:

@@ -3,6 +3,10 @@ package controllers_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -162,6 +166,48 @@ var _ = Describe("Notifications", func() {
 			order = append(order, mail.Header.Get("X-Roster-Idempotency-Key"))
 		}
 		Expect(order).To(HaveExactElements(ContainSubstring("/member-approved/"), ContainSubstring("/member-removed/"), ContainSubstring("/member-restored/")))
+	})
+})
+
+var _ = Describe("Notifications to admins and overrides", func() {
+	It("post approval-needed to the organization's signed webhook, and use its template overrides", func(ctx context.Context) {
+		ns := newNamespace(ctx)
+		type post struct {
+			header http.Header
+			body   []byte
+		}
+		posts := make(chan post, 10)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			posts <- post{r.Header.Clone(), body}
+		}))
+		DeferCleanup(srv.Close)
+		Expect(k8sClient.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "hook", Namespace: ns, Labels: map[string]string{rosterv1.LabelPartOf: rosterv1.PartOfRoster}},
+			StringData: map[string]string{"url": srv.URL, "signingKey": "hook-key"},
+		})).To(Succeed())
+		Expect(k8sClient.Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: "templates", Namespace: ns},
+			Data:       map[string]string{"approval-needed.webhook.tmpl": "Review {{.InviteeName}} for {{.OrganizationName}}, please."},
+		})).To(Succeed())
+		newOrganization(ctx, ns, func(o *rosterv1.Organization) {
+			o.Spec.Notifications.Webhook = &rosterv1.SecretNotifications{SecretRef: rosterv1.LocalObjectReference{Name: "hook"}}
+			o.Spec.Notifications.TemplatesRef = &rosterv1.LocalObjectReference{Name: "templates"}
+		})
+		m := member(ctx, ns, "oz", "oz@hook.example", rosterv1.RoleMember, func(m *rosterv1.Member) {
+			m.Annotations = map[string]string{rosterv1.AnnotationJoinMethod: string(rosterv1.JoinMethodDoorNumber)}
+		})
+		waitMember(ctx, ns, "oz", rosterv1.MemberPending)
+
+		var p post
+		Eventually(posts, timeout).Should(Receive(&p))
+		Expect(notify.VerifySignature([]byte("hook-key"), p.header.Get(notify.HeaderTimestamp), p.body, p.header.Get(notify.HeaderSignature))).To(BeTrue())
+		Expect(notify.VerifySignature([]byte("wrong-key"), p.header.Get(notify.HeaderTimestamp), p.body, p.header.Get(notify.HeaderSignature))).To(BeFalse())
+		Expect(p.header.Get(notify.HeaderIdempotencyKey)).To(Equal(fmt.Sprintf("%s/approval-needed/%d", m.UID, 1)))
+		var event map[string]any
+		Expect(json.Unmarshal(p.body, &event)).To(Succeed())
+		Expect(event["text"]).To(Equal("Review oz for Acme, please."))
+		Consistently(posts, time.Second).ShouldNot(Receive(), "one post, not repeated")
 	})
 })
 

@@ -77,7 +77,24 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	managerCfg = mgrUser.Config()
 	startManager()
+	createProbe()
 })
+
+// The probe organization lets tests see whether the API server calls the webhooks.
+const probeNamespace, probeDoorNumber = "webhook-probe", "99999999"
+
+func createProbe() {
+	ctx := context.Background()
+	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: probeNamespace}})).To(Succeed())
+	Expect(k8sClient.Create(ctx, &rosterv1.Organization{
+		ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: probeNamespace},
+		Spec:       rosterv1.OrganizationSpec{DisplayName: "probe", DoorNumber: probeDoorNumber},
+	})).To(Succeed())
+	Eventually(func() bool { return webhookCalled(true) }, timeout, interval).Should(BeTrue())
+	probeCreated = true
+}
+
+var probeCreated bool
 
 var _ = AfterSuite(func() {
 	if stopManager != nil {
@@ -150,6 +167,9 @@ func startManager() {
 			Spec:       rosterv1.OrganizationSpec{DisplayName: "warmup"},
 		}, client.DryRunAll)
 	}, timeout, interval).Should(Succeed())
+	if probeCreated {
+		Eventually(func() bool { return webhookCalled(false) }, timeout, interval).Should(BeTrue())
+	}
 }
 
 // restartManager stops the manager and starts another, as when the pod is replaced.

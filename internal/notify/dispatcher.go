@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/mail"
 	"sync"
 	"time"
 
@@ -19,7 +20,10 @@ import (
 
 // Limit is a token bucket: Rate sends per second on average, Burst at once.
 type Limit struct {
-	Rate  rate.Limit
+	// Rate is the sustained number of sends per second; rate.Inf disables
+	// limiting.
+	Rate rate.Limit
+	// Burst is how many sends may go out at once after a quiet period.
 	Burst int
 }
 
@@ -38,7 +42,9 @@ func DefaultLimits() map[Channel]Limit {
 
 // Defaults for DispatcherOptions.
 const (
+	// DefaultSMTPTimeout bounds connecting and each SMTP command.
 	DefaultSMTPTimeout = 30 * time.Second
+	// DefaultHTTPTimeout bounds a whole SMS or webhook request.
 	DefaultHTTPTimeout = 15 * time.Second
 )
 
@@ -134,41 +140,36 @@ func (d *Dispatcher) send(ctx context.Context, s Settings, ch Channel, msg Messa
 		return d.log.Send(ctx, s, ch, msg)
 	}
 
+	// Only the parts the channel uses are rendered, so a broken override
+	// of another channel's part does not block this one.
 	var deliver func(Rendered) error
-	var part Part
+	var want []Part
 	switch ch {
 	case ChannelEmail:
 		if s.Email == nil {
 			return notConfigured(ch)
 		}
-		if msg.To.Email == "" {
-			return permanentf(ch, nil, "recipient has no email address")
-		}
 		deliver = func(r Rendered) error { return d.sendEmail(ctx, s.Email, msg, r) }
-		part = PartText
+		want = []Part{PartSubject, PartText, PartHTML}
 	case ChannelSMS:
 		if s.SMS == nil {
 			return notConfigured(ch)
 		}
-		if _, ok := normalizePhone(msg.To.Phone); !ok {
-			return d.sendSMS(ctx, s.SMS, msg, Rendered{}) // reports the recipient problem
-		}
 		deliver = func(r Rendered) error { return d.sendSMS(ctx, s.SMS, msg, r) }
-		part = PartSMS
+		want = []Part{PartSMS}
 	case ChannelWebhook:
 		if s.Webhook == nil {
 			return notConfigured(ch)
 		}
 		deliver = func(r Rendered) error { return d.sendWebhook(ctx, s.Webhook, msg, r) }
-		part = PartWebhook
+		want = []Part{PartWebhook}
 	default:
 		return permanentf(ch, nil, "unknown channel %q", ch)
 	}
-
-	want := []Part{part}
-	if ch == ChannelEmail {
-		want = []Part{PartSubject, PartText, PartHTML}
+	if err := checkRecipient(ch, msg.To); err != nil {
+		return err
 	}
+
 	rendered, err := render(s, msg, want...)
 	if err != nil {
 		return withChannel(ch, err)
@@ -240,6 +241,29 @@ func withChannel(ch Channel, err error) error {
 		return &c
 	}
 	return err
+}
+
+// checkRecipient rejects recipients a channel cannot deliver to. The
+// channels check again; doing it here as well keeps hopeless sends from
+// waiting for, and using up, rate-limit tokens.
+func checkRecipient(ch Channel, to Recipient) error {
+	switch ch {
+	case ChannelEmail:
+		if to.Email == "" {
+			return permanentf(ch, nil, "recipient has no email address")
+		}
+		if _, err := mail.ParseAddress(to.Email); err != nil {
+			return permanentf(ch, nil, "recipient email address is invalid")
+		}
+	case ChannelSMS:
+		if to.Phone == "" {
+			return permanentf(ch, nil, "recipient has no phone number")
+		}
+		if _, ok := normalizePhone(to.Phone); !ok {
+			return permanentf(ch, nil, "recipient phone number is not a valid international number")
+		}
+	}
+	return nil
 }
 
 // validateKey keeps keys usable as header values: they are written into

@@ -41,8 +41,8 @@ func MessageID(key string) string {
 // state that can go stale.
 func (d *Dispatcher) sendEmail(ctx context.Context, s *EmailSettings, msg Message, r Rendered) error {
 	const ch = ChannelEmail
-	if msg.To.Email == "" {
-		return permanentf(ch, nil, "recipient has no email address")
+	if err := checkRecipient(ch, msg.To); err != nil {
+		return err
 	}
 	to, err := mail.ParseAddress(msg.To.Email)
 	if err != nil {

@@ -39,8 +39,10 @@ const (
 // SMSPayload is the JSON body posted to the SMS provider.
 type SMSPayload struct {
 	// To is the recipient in E.164 form, e.g. "+4915112345678".
-	To   string `json:"to"`
+	To string `json:"to"`
+	// From is the sender id from the Secret, omitted when not set.
 	From string `json:"from,omitempty"`
+	// Text is the rendered SMS part.
 	Text string `json:"text"`
 }
 
@@ -48,10 +50,14 @@ type SMSPayload struct {
 // Text makes it a valid Slack incoming-webhook message; the other fields
 // let custom receivers act on the event.
 type WebhookPayload struct {
-	Text      string       `json:"text"`
-	Event     TemplateName `json:"event"`
-	Key       string       `json:"key"`
-	Recipient Recipient    `json:"recipient"`
+	// Text is the rendered webhook part, shown by Slack as the message.
+	Text string `json:"text"`
+	// Event is the template name, e.g. "approval-needed".
+	Event TemplateName `json:"event"`
+	// Key is Message.Key, also sent as the Idempotency-Key header.
+	Key string `json:"key"`
+	// Recipient is who the notification is about.
+	Recipient Recipient `json:"recipient"`
 }
 
 // Sign returns the X-Roster-Signature value for a webhook body sent at
@@ -96,13 +102,10 @@ func normalizePhone(p string) (string, bool) {
 
 func (d *Dispatcher) sendSMS(ctx context.Context, s *SMSSettings, msg Message, r Rendered) error {
 	const ch = ChannelSMS
-	if msg.To.Phone == "" {
-		return permanentf(ch, nil, "recipient has no phone number")
+	if err := checkRecipient(ch, msg.To); err != nil {
+		return err
 	}
-	to, ok := normalizePhone(msg.To.Phone)
-	if !ok {
-		return permanentf(ch, nil, "recipient phone number is not a valid international number")
-	}
+	to, _ := normalizePhone(msg.To.Phone)
 	body, err := json.Marshal(SMSPayload{To: to, From: s.From, Text: r.SMS})
 	if err != nil {
 		return permanentf(ch, err, "encoding request: %v", err)

@@ -16,6 +16,7 @@ import (
 // logs the body: bodies carry links whose tokens grant access, and
 // operator logs are read far more widely than a recipient's inbox.
 type LogNotifier struct {
+	// Logger receives one Info line per message.
 	Logger logr.Logger
 }
 

@@ -32,8 +32,12 @@ const (
 // Recipient of a message. Which field is required depends on the channel:
 // email needs Email, SMS needs Phone, webhook and log need none.
 type Recipient struct {
-	Name  string `json:"name,omitempty"`
+	// Name is used in greetings and the email To header.
+	Name string `json:"name,omitempty"`
+	// Email is the address for ChannelEmail.
 	Email string `json:"email,omitempty"`
+	// Phone is the number for ChannelSMS, ideally E.164 ("+49...");
+	// spaces, dashes and a leading "00" are tolerated.
 	Phone string `json:"phone,omitempty"`
 }
 
@@ -63,9 +67,12 @@ type Message struct {
 type Settings struct {
 	// Organization is "namespace/name"; rate limits are kept per value.
 	Organization string
-	Email        *EmailSettings
-	SMS          *SMSSettings
-	Webhook      *WebhookSettings
+	// Email configures ChannelEmail; see EmailSettingsFromSecret.
+	Email *EmailSettings
+	// SMS configures ChannelSMS; see SMSSettingsFromSecret.
+	SMS *SMSSettings
+	// Webhook configures ChannelWebhook; see WebhookSettingsFromSecret.
+	Webhook *WebhookSettings
 	// Templates holds the organization's overrides from its ConfigMap,
 	// keyed by template file name (see TemplateFile). Each entry replaces
 	// the embedded default of the same name.
@@ -98,12 +105,17 @@ const (
 
 // EmailSettings configures SMTP delivery for one organization.
 type EmailSettings struct {
+	// Host is the SMTP server; it is also the name its certificate must
+	// match.
 	Host string
+	// Port is the SMTP port, typically 587 for STARTTLS and 465 for TLS.
 	Port int
 	// Username enables SMTP AUTH (PLAIN, falling back to LOGIN) when set.
 	Username string
+	// Password goes with Username.
 	Password string
-	TLS      TLSMode
+	// TLS selects STARTTLS, implicit TLS or none.
+	TLS TLSMode
 	// InsecureSkipVerify disables certificate verification; only for tests
 	// and demos with self-signed servers.
 	InsecureSkipVerify bool
@@ -133,6 +145,7 @@ type SMSSettings struct {
 	Token string
 	// Username and Password are sent as HTTP basic auth when Username is set.
 	Username string
+	// Password goes with Username.
 	Password string
 	// From is the sender id shown to the recipient, if the provider allows.
 	From string

@@ -21,17 +21,28 @@ import (
 // Secrets (demo, tests, documentation generators) cannot drift from the
 // parser.
 const (
-	SecretKeyHost               = "host"
-	SecretKeyPort               = "port"
-	SecretKeyUsername           = "username"
-	SecretKeyPassword           = "password"
-	SecretKeyTLS                = "tls"
+	// SecretKeyHost is the SMTP server's host name or IP address.
+	SecretKeyHost = "host"
+	// SecretKeyPort is the SMTP port; DefaultSMTPPort when absent.
+	SecretKeyPort = "port"
+	// SecretKeyUsername enables SMTP AUTH, or HTTP basic auth for SMS.
+	SecretKeyUsername = "username"
+	// SecretKeyPassword goes with SecretKeyUsername.
+	SecretKeyPassword = "password"
+	// SecretKeyTLS is a TLSMode: "starttls" (default), "tls" or "none".
+	SecretKeyTLS = "tls"
+	// SecretKeyInsecureSkipVerify = "true" disables certificate checks.
 	SecretKeyInsecureSkipVerify = "insecureSkipVerify"
-	SecretKeyCABundle           = "caBundle"
-	SecretKeyFrom               = "from"
-	SecretKeyURL                = "url"
-	SecretKeyToken              = "token"
-	SecretKeySigningKey         = "signingKey"
+	// SecretKeyCABundle holds PEM certificates of a private CA.
+	SecretKeyCABundle = "caBundle"
+	// SecretKeyFrom is the email sender or the SMS sender id.
+	SecretKeyFrom = "from"
+	// SecretKeyURL is the SMS provider's or webhook's endpoint.
+	SecretKeyURL = "url"
+	// SecretKeyToken is the SMS provider's bearer token.
+	SecretKeyToken = "token"
+	// SecretKeySigningKey is the webhook's HMAC key.
+	SecretKeySigningKey = "signingKey"
 )
 
 // DefaultSMTPPort is the submission port, used when the Secret has no port.
@@ -118,12 +129,9 @@ func EmailSettingsFromSecret(data map[string][]byte, from string) (*EmailSetting
 // (optional basic auth), from (optional sender id).
 func SMSSettingsFromSecret(data map[string][]byte) (*SMSSettings, error) {
 	const kind = "sms"
-	u := plain(data, SecretKeyURL)
-	if u == "" {
-		return nil, missing(kind, SecretKeyURL)
-	}
-	if err := validateURL(u); err != nil {
-		return nil, invalid(kind, SecretKeyURL, err.Error())
+	u, err := endpointURL(kind, data)
+	if err != nil {
+		return nil, err
 	}
 	s := &SMSSettings{
 		URL:      u,
@@ -146,12 +154,9 @@ func SMSSettingsFromSecret(data map[string][]byte) (*SMSSettings, error) {
 // X-Roster-Signature with).
 func WebhookSettingsFromSecret(data map[string][]byte) (*WebhookSettings, error) {
 	const kind = "webhook"
-	u := plain(data, SecretKeyURL)
-	if u == "" {
-		return nil, missing(kind, SecretKeyURL)
-	}
-	if err := validateURL(u); err != nil {
-		return nil, invalid(kind, SecretKeyURL, err.Error())
+	u, err := endpointURL(kind, data)
+	if err != nil {
+		return nil, err
 	}
 	key := secret(data, SecretKeySigningKey)
 	if key == "" {
@@ -191,6 +196,18 @@ func validateHost(host string) error {
 		return fmt.Errorf("must not contain a port; use key %q", SecretKeyPort)
 	}
 	return nil
+}
+
+// endpointURL reads the required "url" key of an HTTP channel.
+func endpointURL(kind string, data map[string][]byte) (string, error) {
+	u := plain(data, SecretKeyURL)
+	if u == "" {
+		return "", missing(kind, SecretKeyURL)
+	}
+	if err := validateURL(u); err != nil {
+		return "", invalid(kind, SecretKeyURL, err.Error())
+	}
+	return u, nil
 }
 
 func validateURL(raw string) error {

@@ -9,6 +9,7 @@ package notify
 import (
 	"bytes"
 	"embed"
+	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"io/fs"
@@ -78,10 +79,15 @@ type Part string
 // because their audiences differ: the SMS goes to the recipient and may
 // carry the link, the webhook goes to an admin channel and must not.
 const (
+	// PartSubject is the email subject; line breaks are collapsed.
 	PartSubject Part = "subject"
-	PartText    Part = "txt"
-	PartHTML    Part = "html"
-	PartSMS     Part = "sms"
+	// PartText is the plain-text email body (text/template).
+	PartText Part = "txt"
+	// PartHTML is the HTML email body (html/template, escaped).
+	PartHTML Part = "html"
+	// PartSMS is the text message sent to the recipient's phone.
+	PartSMS Part = "sms"
+	// PartWebhook is the admin-channel text; it must not carry secrets.
 	PartWebhook Part = "webhook"
 )
 
@@ -142,11 +148,11 @@ func render(s Settings, msg Message, want ...Part) (Rendered, error) {
 	if !msg.Template.Valid() {
 		return r, permanentf("", nil, "unknown template %q", msg.Template)
 	}
-	secrets := secretValues(msg)
+	secrets := newRedactor(secretValues(msg)...)
 	for _, p := range want {
 		out, err := renderPart(s.Templates, msg, p)
 		if err != nil {
-			return Rendered{}, newRedactor(secrets...).scrub("", err)
+			return Rendered{}, secrets.scrub("", err)
 		}
 		switch p {
 		case PartSubject:
@@ -160,7 +166,7 @@ func render(s Settings, msg Message, want ...Part) (Rendered, error) {
 		case PartWebhook:
 			// The default webhook templates never mention links or codes;
 			// an override might, and the admin channel must not see them.
-			r.Webhook = newRedactor(secrets...).apply(strings.TrimSpace(out))
+			r.Webhook = secrets.apply(strings.TrimSpace(out))
 		}
 	}
 	return r, nil
@@ -216,11 +222,20 @@ func source(overrides map[string]string, file string) (string, error) {
 }
 
 func templateError(file string, err error) error {
-	// The parser's message has the file, line and the offending token; it
-	// never quotes data values. Strip the redundant "template: " prefix.
-	detail := strings.TrimPrefix(err.Error(), "template: ")
-	detail = strings.TrimPrefix(detail, "html/template:")
-	return permanentf("", err, "template %q is invalid: %s", file, strings.TrimSpace(detail))
+	// Parser and executor messages carry the file, the line and a short
+	// reason; html/template's escaper additionally quotes a stretch of the
+	// template source, which is cut off here so status stays readable.
+	var detail string
+	var herr *htmltemplate.Error
+	if errors.As(err, &herr) {
+		detail, _, _ = strings.Cut(herr.Description, ": ")
+		if herr.Line > 0 {
+			detail = fmt.Sprintf("line %d: %s", herr.Line, detail)
+		}
+	} else {
+		detail = strings.TrimPrefix(err.Error(), "template: ")
+	}
+	return permanentf("", err, "template %q is invalid: %s", file, shorten(detail))
 }
 
 // ValidateTemplates checks an organization's overrides without sending

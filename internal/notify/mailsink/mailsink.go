@@ -60,6 +60,7 @@ type Options struct {
 	// Username and Password, when Username is set, make AUTH PLAIN
 	// mandatory before MAIL FROM.
 	Username string
+	// Password goes with Username.
 	Password string
 	// RejectRecipients are answered with 550 at RCPT TO.
 	RejectRecipients []string
@@ -72,9 +73,10 @@ type Options struct {
 
 // Mail is one received message.
 type Mail struct {
-	// From and To are the SMTP envelope.
+	// From is the envelope sender (MAIL FROM).
 	From string
-	To   []string
+	// To are the envelope recipients (RCPT TO).
+	To []string
 	// Raw is the message as received, after dot-unstuffing.
 	Raw []byte
 	// Header holds the top-level header fields, undecoded.
@@ -85,8 +87,9 @@ type Mail struct {
 	MessageID string
 	// ContentType is the top-level media type, e.g. "multipart/alternative".
 	ContentType string
-	// Text and HTML are the decoded first text/plain and text/html parts.
+	// Text is the decoded first text/plain part.
 	Text string
+	// HTML is the decoded first text/html part.
 	HTML string
 	// TLS reports whether the message arrived over an encrypted connection.
 	TLS bool
@@ -112,6 +115,7 @@ type Server struct {
 	mu       sync.Mutex
 	addr     string
 	srv      *smtp.Server
+	listener net.Listener
 	served   chan struct{}
 	mails    []Mail
 	changed  chan struct{}
@@ -227,6 +231,7 @@ func (s *Server) Up() error {
 		_ = srv.Serve(l)
 	}()
 	s.srv = srv
+	s.listener = l
 	s.served = served
 	s.addr = l.Addr().String()
 	return nil
@@ -236,13 +241,18 @@ func (s *Server) Up() error {
 // refused" until Up. Received messages are kept.
 func (s *Server) Down() error {
 	s.mu.Lock()
-	srv, served := s.srv, s.served
-	s.srv, s.served = nil, nil
+	srv, l, served := s.srv, s.listener, s.served
+	s.srv, s.listener, s.served = nil, nil, nil
 	s.mu.Unlock()
 	if srv == nil {
 		return nil
 	}
+	// Server.Close only closes listeners Serve has registered; closing ours
+	// too covers a Down that races with the start of Serve.
 	err := srv.Close()
+	if lerr := l.Close(); lerr != nil && !errors.Is(lerr, net.ErrClosed) && err == nil {
+		err = lerr
+	}
 	<-served
 	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		err = nil
@@ -318,6 +328,8 @@ func (s *Server) record(m Mail) {
 
 type backend struct{ s *Server }
 
+// NewSession starts an SMTP session; it is called again after STARTTLS,
+// so the session sees the final TLS state.
 func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	_, isTLS := c.TLSConnectionState()
 	return &session{s: b.s, tls: isTLS}, nil
@@ -337,6 +349,7 @@ var (
 	errBadMail  = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Malformed message"}
 )
 
+// AuthMechanisms offers PLAIN only when credentials are configured.
 func (ss *session) AuthMechanisms() []string {
 	if ss.s.opts.Username == "" {
 		return nil
@@ -344,6 +357,7 @@ func (ss *session) AuthMechanisms() []string {
 	return []string{sasl.Plain}
 }
 
+// Auth checks PLAIN credentials in constant time.
 func (ss *session) Auth(mech string) (sasl.Server, error) {
 	if ss.s.opts.Username == "" || mech != sasl.Plain {
 		return nil, smtp.ErrAuthUnknownMechanism
@@ -362,6 +376,7 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 	}), nil
 }
 
+// Mail enforces authentication and the temporary-failure switch.
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if ss.s.opts.Username != "" && ss.authUser == "" {
 		return smtp.ErrAuthRequired
@@ -377,6 +392,7 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 
+// Rcpt enforces the rejected-recipient list.
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	ss.s.mu.Lock()
 	rejected := ss.s.rejected[strings.ToLower(to)]
@@ -388,6 +404,8 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
+// Data parses and records the message; unparsable mail is rejected so a
+// client bug shows up as a failed send.
 func (ss *session) Data(r io.Reader) error {
 	raw, err := io.ReadAll(r)
 	if err != nil {
@@ -405,11 +423,13 @@ func (ss *session) Data(r io.Reader) error {
 	return nil
 }
 
+// Reset forgets the envelope but keeps the authentication.
 func (ss *session) Reset() {
 	ss.from = ""
 	ss.to = nil
 }
 
+// Logout has nothing to release.
 func (ss *session) Logout() error { return nil }
 
 // parse decodes headers and the first text/plain and text/html parts, so
