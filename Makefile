@@ -59,8 +59,9 @@ demo: manifests envtest ## Roster on a local control plane with the samples; pri
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager.
+build: ## Build the manager and the kubectl plugin.
 	go build -o $(BIN)/manager ./cmd/manager
+	go build -o $(BIN)/kubectl-roster ./cmd/kubectl-roster
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(BIN)

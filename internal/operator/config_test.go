@@ -1,0 +1,43 @@
+package operator_test
+
+import (
+	"testing"
+
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+)
+
+// TestDeployConfigBuilds keeps config/default installable: it builds with kustomize, and
+// the webhooks point at the manager's Service in the manager's namespace.
+func TestDeployConfigBuilds(t *testing.T) {
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	res, err := k.Run(filesys.MakeFsOnDisk(), "../../config/default")
+	if err != nil {
+		t.Fatalf("kustomize build config/default: %v", err)
+	}
+	kinds := map[string]int{}
+	for _, r := range res.Resources() {
+		kinds[r.GetKind()]++
+		if r.GetKind() == "ValidatingWebhookConfiguration" || r.GetKind() == "MutatingWebhookConfiguration" {
+			m, err := r.Map()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range m["webhooks"].([]any) {
+				svc := w.(map[string]any)["clientConfig"].(map[string]any)["service"].(map[string]any)
+				if svc["namespace"] != "roster-system" || svc["name"] != "webhook-service" {
+					t.Errorf("%s webhook points at %v/%v", r.GetName(), svc["namespace"], svc["name"])
+				}
+			}
+		}
+		if ns := r.GetNamespace(); ns != "" && ns != "roster-system" {
+			t.Errorf("%s %s is in namespace %s", r.GetKind(), r.GetName(), ns)
+		}
+	}
+	for kind, want := range map[string]int{"CustomResourceDefinition": 5, "Deployment": 1, "ClusterRole": 1,
+		"ValidatingWebhookConfiguration": 1, "MutatingWebhookConfiguration": 1, "Service": 1, "Certificate": 1} {
+		if kinds[kind] != want {
+			t.Errorf("%d %s, want %d", kinds[kind], kind, want)
+		}
+	}
+}
