@@ -25,12 +25,17 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from the markers in api/ 
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
 
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml config/webhook/manifests.yaml
+
 .PHONY: verify
-verify: manifests generate ## Fail when generated files are not what the sources generate.
-	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
-		echo "generated files are out of date; run 'make manifests generate' and commit:"; \
-		git status --porcelain -- api config; git --no-pager diff --stat -- api config; exit 1; \
-	fi
+verify: $(CONTROLLER_GEN) ## Fail when the generated files are not what the sources generate.
+	@rm -rf $(BIN)/.verify && mkdir -p $(BIN)/.verify && cp -r --parents $(GENERATED) $(BIN)/.verify/
+	@$(MAKE) -s manifests generate >/dev/null
+	@for f in $(GENERATED); do \
+		if ! diff -r -q $(BIN)/.verify/$$f $$f >/dev/null; then \
+			echo "$$f was out of date; 'make manifests generate' rewrote it: commit the result"; diff -r $(BIN)/.verify/$$f $$f | head -40; exit 1; \
+		fi; \
+	done
 
 .PHONY: fmt
 fmt: ## gofmt the tree.

@@ -87,8 +87,8 @@ var _ = Describe("write conflicts", func() {
 				return cl.SubResource(sub).Patch(ctx, obj, p, opts...)
 			},
 		})
-		r := &controllers.InvitationReconciler{Client: c, APIReader: k8sClient, Recorder: events.NewFakeRecorder(100),
-			Clock: fakeClock, Notifier: notifier, PortalURL: "https://join.test"}
+		r := &controllers.InvitationReconciler{Client: c, Recorder: events.NewFakeRecorder(100), Clock: fakeClock,
+			Notifications: controllers.Notifications{Notifier: notifier, APIReader: k8sClient}, PortalURL: "https://join.test"}
 
 		var conflicts int
 		Eventually(func(g Gomega) {

@@ -46,11 +46,8 @@ type InvitationReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
-	Notifier notify.Notifier
-	// APIReader reads past the cache, to check a delivery is still due before sending it.
-	APIReader client.Reader
-	// RetryBackoff is the wait before retrying a failed delivery; notify.Backoff when nil.
-	RetryBackoff func(attempt int) time.Duration
+	// Notifications send the invitations.
+	Notifications
 	// PortalURL is where links point when the Organization sets no spec.portalURL.
 	PortalURL string
 }
@@ -332,7 +329,7 @@ func (r *InvitationReconciler) deliver(ctx context.Context, inv *rosterv1.Invita
 		ready(inv, true, "LinkReady", fmt.Sprintf("The link is ready in Secret %s (key %q); pass it on to the person", inv.Status.TokenSecretRef.Name, tokenSecretLink))
 		return r.settled(inv), nil
 	}
-	box := outbox{notifier: r.Notifier, clock: r.Clock, reader: r.APIReader, backoff: r.RetryBackoff}
+	box := r.outbox(r.Clock)
 	key := fmt.Sprintf("%s/invitation/%d", inv.UID, gen)
 	d, added := box.record(&inv.Status.Deliveries, key, ch)
 	if added {

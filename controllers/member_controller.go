@@ -30,13 +30,9 @@ type MemberReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
-	// Notifier tells the person about decisions on their membership, and admins about
+	// Notifications tell the person about decisions on their membership, and admins about
 	// members waiting for approval.
-	Notifier notify.Notifier
-	// APIReader reads past the cache, to check a message is still due before sending it.
-	APIReader client.Reader
-	// RetryBackoff is the wait before retrying a failed delivery; notify.Backoff when nil.
-	RetryBackoff func(attempt int) time.Duration
+	Notifications
 }
 
 // Reconcile derives the member's phase from the facts: signed up, needs approval, an
@@ -103,7 +99,7 @@ func (r *MemberReconciler) updatePhase(m *rosterv1.Member, org *rosterv1.Organiz
 	reason, note := transition(m, from, to)
 	r.Recorder.Eventf(m, nil, corev1.EventTypeNormal, reason, "Reconcile", note)
 	if tmpl, ch := messageFor(m, org, reason); tmpl != "" {
-		r.outbox().queue(m, fmt.Sprintf("%s/%s/%d", m.UID, tmpl, m.Generation), ch)
+		r.outbox(r.Clock).queue(m, fmt.Sprintf("%s/%s/%d", m.UID, tmpl, m.Generation), ch)
 	}
 }
 
@@ -160,7 +156,7 @@ func (r *MemberReconciler) notify(ctx context.Context, m *rosterv1.Member, org *
 		setCondition(m, "Notified", metav1.ConditionFalse, "DeliveryFailed", fmt.Sprintf("%s could not be delivered: %s", keyPurpose(d.Key), d.Error))
 		r.Recorder.Eventf(m, nil, corev1.EventTypeWarning, "DeliveryFailed", "Send", "%s could not be delivered: %s", keyPurpose(d.Key), d.Error)
 	}
-	retry, err := r.outbox().flush(ctx, m, settings, build, failed)
+	retry, err := r.outbox(r.Clock).flush(ctx, m, settings, build, failed)
 	if err != nil || retry > 0 {
 		return ctrl.Result{RequeueAfter: retry}, err
 	}
@@ -168,10 +164,6 @@ func (r *MemberReconciler) notify(ctx context.Context, m *rosterv1.Member, org *
 		setCondition(m, "Notified", metav1.ConditionTrue, "Delivered", "Every message about this membership was delivered")
 	}
 	return ctrl.Result{}, nil
-}
-
-func (r *MemberReconciler) outbox() outbox {
-	return outbox{notifier: r.Notifier, clock: r.Clock, reader: r.APIReader, backoff: r.RetryBackoff}
 }
 
 func hasPending(ds []rosterv1.Delivery) bool {

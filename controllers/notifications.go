@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -31,42 +32,41 @@ const maxDeliveries = 16
 func notificationSettings(ctx context.Context, c client.Reader, org *rosterv1.Organization) (notify.Settings, error) {
 	s := notify.Settings{Organization: org.Namespace + "/" + org.Name}
 	n := org.Spec.Notifications
-	secret := func(name string) (map[string][]byte, error) {
+	// parse reads the named Secret and hands its data to a channel's parser.
+	parse := func(name string, parser func(map[string][]byte) error) error {
 		sec := &corev1.Secret{}
 		if err := c.Get(ctx, client.ObjectKey{Namespace: org.Namespace, Name: name}, sec); err != nil {
 			if client.IgnoreNotFound(err) == nil {
-				return nil, fmt.Errorf("Secret %q not found; it must exist in namespace %s with the label app.kubernetes.io/part-of=roster", name, org.Namespace)
+				return fmt.Errorf("Secret %q not found; it must exist in namespace %s with the label app.kubernetes.io/part-of=roster", name, org.Namespace)
 			}
-			return nil, err
+			return err
 		}
-		return sec.Data, nil
+		if err := parser(sec.Data); err != nil {
+			return fmt.Errorf("Secret %q: %w", name, err)
+		}
+		return nil
 	}
+	var err error
 	if n.Email != nil {
-		data, err := secret(n.Email.SMTPSecretRef.Name)
-		if err != nil {
-			return s, err
-		}
-		if s.Email, err = notify.EmailSettingsFromSecret(data, n.Email.From); err != nil {
-			return s, fmt.Errorf("Secret %q: %w", n.Email.SMTPSecretRef.Name, err)
-		}
+		err = errors.Join(err, parse(n.Email.SMTPSecretRef.Name, func(d map[string][]byte) (e error) {
+			s.Email, e = notify.EmailSettingsFromSecret(d, n.Email.From)
+			return e
+		}))
 	}
 	if n.SMS != nil {
-		data, err := secret(n.SMS.SecretRef.Name)
-		if err != nil {
-			return s, err
-		}
-		if s.SMS, err = notify.SMSSettingsFromSecret(data); err != nil {
-			return s, fmt.Errorf("Secret %q: %w", n.SMS.SecretRef.Name, err)
-		}
+		err = errors.Join(err, parse(n.SMS.SecretRef.Name, func(d map[string][]byte) (e error) {
+			s.SMS, e = notify.SMSSettingsFromSecret(d)
+			return e
+		}))
 	}
 	if n.Webhook != nil {
-		data, err := secret(n.Webhook.SecretRef.Name)
-		if err != nil {
-			return s, err
-		}
-		if s.Webhook, err = notify.WebhookSettingsFromSecret(data); err != nil {
-			return s, fmt.Errorf("Secret %q: %w", n.Webhook.SecretRef.Name, err)
-		}
+		err = errors.Join(err, parse(n.Webhook.SecretRef.Name, func(d map[string][]byte) (e error) {
+			s.Webhook, e = notify.WebhookSettingsFromSecret(d)
+			return e
+		}))
+	}
+	if err != nil {
+		return s, err
 	}
 	if n.TemplatesRef != nil {
 		cm := &corev1.ConfigMap{}
@@ -76,6 +76,20 @@ func notificationSettings(ctx context.Context, c client.Reader, org *rosterv1.Or
 		s.Templates = cm.Data
 	}
 	return s, nil
+}
+
+// Notifications is what a reconciler that sends notifications needs.
+type Notifications struct {
+	// Notifier delivers the messages.
+	Notifier notify.Notifier
+	// APIReader reads past the cache, to check a message is still due before sending it.
+	APIReader client.Reader
+	// RetryBackoff is the wait before retrying a failed delivery; notify.Backoff when nil.
+	RetryBackoff func(attempt int) time.Duration
+}
+
+func (d Notifications) outbox(c clock.PassiveClock) outbox {
+	return outbox{notifier: d.Notifier, clock: c, reader: d.APIReader, backoff: d.RetryBackoff}
 }
 
 // outbox keeps an object's status.deliveries: a message is recorded as Sending before it is

@@ -3,7 +3,6 @@ package controllers_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +29,7 @@ import (
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/internal/notify"
 	"github.com/roster-dev/roster/internal/operator"
+	"github.com/roster-dev/roster/internal/testenv"
 )
 
 // The controllers run in a real manager, with the admission webhooks served to a real
@@ -62,11 +62,7 @@ func TestControllers(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join("..", "config", "webhook")}},
-	}
+	testEnv = testenv.New(true)
 	cfg, err := testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
 	k8sClient, err = client.New(cfg, client.Options{Scheme: operator.NewScheme()})
@@ -188,15 +184,7 @@ func asUser(name string, groups ...string) client.Client {
 	return c
 }
 
-// newNamespace gives each test its own namespace.
-func newNamespace(ctx context.Context) string {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "roster-"}}
-	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
-	DeferCleanup(func(ctx context.Context) {
-		Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, ns))).To(Succeed())
-	})
-	return ns.Name
-}
+func newNamespace(ctx context.Context) string { return testenv.Namespace(ctx, k8sClient, "roster") }
 
 // recordingNotifier records what the controllers hand over and can be told to fail. Where
 // an organization configures a real channel (an SMTP server on loopback in the

@@ -15,15 +15,13 @@ import (
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/internal/bulk"
+	"github.com/roster-dev/roster/internal/testenv"
 )
 
 // TestAgainstAPIServer runs the plugin the way kubectl does, with --kubeconfig and -n, against
 // a real API server, to prove the connection flags reach the cluster and the namespace.
 func TestAgainstAPIServer(t *testing.T) {
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
+	env := testenv.New(false)
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatal(err)

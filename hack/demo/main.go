@@ -35,6 +35,7 @@ import (
 	"github.com/roster-dev/roster/internal/notify"
 	"github.com/roster-dev/roster/internal/notify/mailsink"
 	"github.com/roster-dev/roster/internal/operator"
+	"github.com/roster-dev/roster/internal/testenv"
 )
 
 const (
@@ -69,11 +70,7 @@ func run(root string) error {
 	}
 	defer sink.Close()
 
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}},
-	}
+	env := testenv.New(true)
 	cfg, err := env.Start()
 	if err != nil {
 		return fmt.Errorf("start the control plane (run hack/setup-envtest.sh and set KUBEBUILDER_ASSETS): %w", err)

@@ -40,12 +40,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("indexes: %w", err)
 	}
 	c := mgr.GetClient()
+	notifications := controllers.Notifications{Notifier: opts.Notifier, APIReader: mgr.GetAPIReader(), RetryBackoff: opts.RetryBackoff}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&controllers.OrganizationReconciler{Client: c, Recorder: mgr.GetEventRecorder("organization-controller"), Clock: opts.Clock, PortalURL: opts.PortalURL},
 		&controllers.InvitationReconciler{Client: c, Recorder: mgr.GetEventRecorder("invitation-controller"), Clock: opts.Clock,
-			Notifier: opts.Notifier, APIReader: mgr.GetAPIReader(), RetryBackoff: opts.RetryBackoff, PortalURL: opts.PortalURL},
-		&controllers.MemberReconciler{Client: c, Recorder: mgr.GetEventRecorder("member-controller"), Clock: opts.Clock,
-			Notifier: opts.Notifier, APIReader: mgr.GetAPIReader(), RetryBackoff: opts.RetryBackoff},
+			Notifications: notifications, PortalURL: opts.PortalURL},
+		&controllers.MemberReconciler{Client: c, Recorder: mgr.GetEventRecorder("member-controller"), Clock: opts.Clock, Notifications: notifications},
 	}
 	for _, r := range reconcilers {
 		if err := r.SetupWithManager(mgr); err != nil {

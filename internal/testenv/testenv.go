@@ -1,0 +1,47 @@
+// Package testenv is the local control plane Roster's tests and `make demo` run on: a real
+// kube-apiserver and etcd (from hack/setup-envtest.sh, named by KUBEBUILDER_ASSETS) with
+// Roster's CRDs and, where asked, its admission webhooks served from this process.
+package testenv
+
+import (
+	"context"
+	"path/filepath"
+	"runtime"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive // the helpers below are for ginkgo suites
+	. "github.com/onsi/gomega"    //nolint:revive
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// Root is the repository's root directory, wherever the caller runs from.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// New describes a control plane with Roster's CRDs installed, and with its webhook
+// configurations installed and pointed at this process when webhooks is true.
+func New(webhooks bool) *envtest.Environment {
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(Root(), "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	if webhooks {
+		env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(Root(), "config", "webhook")}}
+	}
+	return env
+}
+
+// Namespace creates a namespace for one ginkgo spec and deletes it when the spec ends, so
+// specs never see each other's objects.
+func Namespace(ctx context.Context, c client.Client, prefix string) string {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	Expect(c.Create(ctx, ns)).To(Succeed())
+	DeferCleanup(func(ctx context.Context) {
+		Expect(client.IgnoreNotFound(c.Delete(ctx, ns))).To(Succeed())
+	})
+	return ns.Name
+}
