@@ -410,6 +410,14 @@ var _ = Describe("Members", func() {
 		Expect(readyCondition(x.Status.Conditions).Message).To(ContainSubstring(`kubectl patch mem by-bob -n ` + ns))
 		waitMember(ctx, ns, "by-acct", rosterv1.MemberActive)
 
+		By("only admins invite into admin roles or add decided members")
+		err = asUser("bob").Create(ctx, invitation(ns, "boss", rosterv1.InvitationMethodEmail, rosterv1.Invitee{Email: "boss@f9.example"},
+			func(i *rosterv1.Invitation) { i.Spec.Role = rosterv1.RoleAdmin }))
+		Expect(err).To(MatchError(ContainSubstring("spec.role: Forbidden: only admins of Organization acme may invite someone as Admin")))
+		err = asUser("bob").Create(ctx, &rosterv1.Member{ObjectMeta: metav1.ObjectMeta{Name: "self-approved", Namespace: ns},
+			Spec: rosterv1.MemberSpec{OrganizationRef: rosterv1.OrganizationReference{Name: "acme"}, Username: "sa", Approval: rosterv1.ApprovalApproved}})
+		Expect(err).To(MatchError(ContainSubstring("only admins of Organization acme may add a member with spec.approval set or in role Member; bob is not one")))
+
 		By("only admins approve")
 		err = setSpec(ctx, asUser("bob"), x, `{"approval":"Approved"}`)
 		Expect(err).To(MatchError(ContainSubstring("only admins of Organization acme may change spec.approval (approve, reject, remove or restore members); bob is not one")))

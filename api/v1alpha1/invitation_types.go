@@ -79,15 +79,19 @@ type InvitationSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="method cannot change; create a new Invitation"
 	Method InvitationMethod `json:"method"`
 
-	// Invitee is the person being invited.
+	// Invitee is the person being invited. It cannot change: the invitation already made
+	// their Member; invite someone else with a new Invitation.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="invitee cannot change; delete this Invitation and create another"
 	Invitee Invitee `json:"invitee"`
 
-	// WorkDetails prefill the member's department, position, work number and location.
+	// WorkDetails prefill the member's department, position, work number and location when
+	// the invitation is created; edit the Member to change them afterwards.
 	WorkDetails `json:",inline"`
 
-	// Role the person gets when they join.
+	// Role the person gets when they join. It cannot change; change the Member's role.
 	// +optional
 	// +kubebuilder:default=Member
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="role cannot change; change the Member's spec.role instead"
 	Role Role `json:"role,omitempty"`
 
 	// ResendRequests asks for the invitation to be sent again: raise it by one for each

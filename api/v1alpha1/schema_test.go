@@ -248,6 +248,14 @@ var _ = Describe("transition rules", func() {
 		Expect(err).To(MatchError(ContainSubstring(`invitedBy cannot change`)))
 	})
 
+	It("keeps an invitation's invitee and role", func(ctx context.Context) {
+		inv := roster("Invitation", orgRef+"method: Email\ninvitee: {name: Bob, email: bob@acme.example}")
+		err := update(ctx, inv, func(u *unstructured.Unstructured) { set(u, "eve@acme.example", "spec", "invitee", "email") })
+		Expect(err).To(MatchError(ContainSubstring(`spec.invitee: Invalid value: invitee cannot change; delete this Invitation and create another`)))
+		err = k8sClient.Patch(ctx, decode(inv, ns), client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"role":"Admin"}}`)))
+		Expect(err).To(MatchError(ContainSubstring(`role cannot change; change the Member's spec.role instead`)))
+	})
+
 	It("keeps an external user's application", func(ctx context.Context) {
 		err := update(ctx, roster("ExternalUser", orgRef+"application: crm\ndisplayName: E"), func(u *unstructured.Unstructured) {
 			set(u, "erp", "spec", "application")

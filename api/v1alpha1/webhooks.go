@@ -238,7 +238,7 @@ func (d *memberDefaulter) Default(ctx context.Context, m *Member) error {
 	return nil
 }
 
-// +kubebuilder:webhook:path=/validate-org-roster-dev-v1alpha1-member,mutating=false,failurePolicy=fail,sideEffects=None,groups=org.roster.dev,resources=members,verbs=update,versions=v1alpha1,name=vmember.roster.dev,admissionReviewVersions=v1
+// +kubebuilder:webhook:path=/validate-org-roster-dev-v1alpha1-member,mutating=false,failurePolicy=fail,sideEffects=None,groups=org.roster.dev,resources=members,verbs=create;update,versions=v1alpha1,name=vmember.roster.dev,admissionReviewVersions=v1
 
 // memberValidator lets only admins decide on and remove members, and only the person change
 // their own name, email and phone once they signed up (F11).
@@ -325,7 +325,28 @@ func orName(m *Member) string {
 	return m.Name
 }
 
-func (v *memberValidator) ValidateCreate(context.Context, *Member) (admission.Warnings, error) {
+// ValidateCreate lets only admins add a member who is already decided on or who holds an
+// admin role: anyone else's additions go through an Invitation and its approval rules.
+func (v *memberValidator) ValidateCreate(ctx context.Context, m *Member) (admission.Warnings, error) {
+	if m.Spec.Approval == ApprovalNone && !IsAdminRole(m.Spec.Role) {
+		return nil, nil
+	}
+	req, err := requester(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if slices.Contains(v.trusted, req.UserInfo.Username) {
+		return nil, nil
+	}
+	role, _, err := roleIn(ctx, v.client, req, m.Namespace, m.Spec.OrganizationRef.Name)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	if !IsAdminRole(role) {
+		return nil, apierrors.NewForbidden(memberGR, m.Name, fmt.Errorf(
+			"only admins of Organization %s may add a member with spec.approval set or in role %s; %s is not one",
+			m.Spec.OrganizationRef.Name, m.Spec.Role, req.UserInfo.Username))
+	}
 	return nil, nil
 }
 
