@@ -94,6 +94,11 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if member.Spec.Username != "" {
 		return ctrl.Result{}, r.accepted(ctx, inv, member)
 	}
+	if r.expiring(inv) {
+		if ok, err := current(ctx, r.APIReader, inv); err != nil || !ok {
+			return notCurrent, err
+		}
+	}
 	r.expire(inv)
 	r.takeResend(inv)
 	return r.deliver(ctx, inv, org, member)
@@ -147,6 +152,9 @@ func (r *InvitationReconciler) ensureMember(ctx context.Context, inv *rosterv1.I
 		// can be accepted any more.
 		r.fail(inv, "", fmt.Sprintf("Member %s of this invitation was deleted; delete the invitation and invite again", inv.Status.MemberRef.Name))
 		return nil, nil
+	}
+	if ok, err := current(ctx, r.APIReader, inv); err != nil || !ok {
+		return nil, err // a stale copy; the pending write brings the invitation back
 	}
 	members, err := membersOf(ctx, r.Client, inv.Namespace, org.Name)
 	if err != nil {
@@ -257,9 +265,14 @@ func (r *InvitationReconciler) accepted(ctx context.Context, inv *rosterv1.Invit
 	return nil
 }
 
+// expiring reports whether a sent invitation's link ran out.
+func (r *InvitationReconciler) expiring(inv *rosterv1.Invitation) bool {
+	return inv.Status.Phase == rosterv1.InvitationSent && inv.Status.ExpiresAt != nil && !r.Clock.Now().Before(inv.Status.ExpiresAt.Time)
+}
+
 // expire marks a sent invitation whose link ran out (F8); a resend revives it.
 func (r *InvitationReconciler) expire(inv *rosterv1.Invitation) {
-	if inv.Status.Phase != rosterv1.InvitationSent || inv.Status.ExpiresAt == nil || r.Clock.Now().Before(inv.Status.ExpiresAt.Time) {
+	if !r.expiring(inv) {
 		return
 	}
 	inv.Status.Phase = rosterv1.InvitationExpired

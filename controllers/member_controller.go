@@ -56,6 +56,11 @@ func (r *MemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 		return ctrl.Result{}, err
 	}
 	r.recordJoinFacts(m, org)
+	if membership.Phase(m) != m.Status.Phase {
+		if ok, err := current(ctx, r.APIReader, m); err != nil || !ok {
+			return notCurrent, err
+		}
+	}
 	r.updatePhase(m, org)
 	syncLabels(m)
 	setMemberReady(m)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -508,6 +510,8 @@ var _ = Describe("Members", func() {
 		m = waitMember(ctx, ns, "jo", rosterv1.MemberActive)
 		Expect(m.Status.TerminatedAt).To(BeNil())
 		Eventually(func() []string { return eventReasons(ctx, m) }, timeout, interval).Should(ContainElements("Terminated", "Restored"))
+		Consistently(func() []string { return eventReasons(ctx, m) }, time.Second, interval).Should(
+			HaveExactElements("Created", "Terminated", "Restored"), "one Event per transition, in order")
 	})
 
 	It("survives a manager restart: no second member, no second delivery, no lost state", func(ctx context.Context) {
@@ -538,9 +542,15 @@ func eventReasons(ctx context.Context, obj client.Object) []string {
 	list := &eventsv1List{}
 	Expect(k8sClient.List(ctx, &list.EventList, client.InNamespace(obj.GetNamespace()))).To(Succeed())
 	var reasons []string
+	slices.SortFunc(list.Items, func(a, b eventsv1.Event) int { return a.EventTime.Compare(b.EventTime.Time) })
 	for _, e := range list.Items {
-		if e.Regarding.Name == obj.GetName() {
+		if e.Regarding.UID == obj.GetUID() {
 			reasons = append(reasons, e.Reason)
+			if e.Series != nil {
+				for range e.Series.Count - 1 {
+					reasons = append(reasons, e.Reason)
+				}
+			}
 		}
 	}
 	return reasons

@@ -39,6 +39,8 @@ type OrganizationReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
+	// APIReader reads past the cache, so that a door number is generated only once.
+	APIReader client.Reader
 	// PortalURL is where the public link points when spec.portalURL is empty.
 	PortalURL string
 }
@@ -58,6 +60,11 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	defer func() { reterr = finish(ctx, helper, org, reterr) }()
 
+	if org.Spec.DoorNumber == "" && org.Status.DoorNumber == "" {
+		if ok, err := current(ctx, r.APIReader, org); err != nil || !ok {
+			return notCurrent, err
+		}
+	}
 	doorOK, err := r.assignDoorNumber(ctx, org)
 	if err != nil {
 		return ctrl.Result{}, err

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
@@ -67,3 +69,19 @@ func organization(ctx context.Context, c client.Reader, obj object, name string)
 	}
 	return org, nil
 }
+
+// current reports whether obj, as read from the cache, is what the API server has now. A
+// pass about to do what must happen once (an Event, a generated value, a message) checks
+// first: the cache can lag behind the previous pass's own writes, and a pass that acted on
+// the lagging copy would do it again. When it is not current, the write that is on its way
+// triggers another pass.
+func current(ctx context.Context, reader client.Reader, obj client.Object) (bool, error) {
+	fresh := obj.DeepCopyObject().(client.Object)
+	if err := reader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
+		return false, err
+	}
+	return fresh.GetResourceVersion() == obj.GetResourceVersion(), nil
+}
+
+// notCurrent is the result of a pass that stopped because its copy was stale.
+var notCurrent = ctrl.Result{RequeueAfter: time.Second}

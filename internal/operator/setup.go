@@ -42,7 +42,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	c := mgr.GetClient()
 	notifications := controllers.Notifications{Notifier: opts.Notifier, APIReader: mgr.GetAPIReader(), RetryBackoff: opts.RetryBackoff}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
-		&controllers.OrganizationReconciler{Client: c, Recorder: mgr.GetEventRecorder("organization-controller"), Clock: opts.Clock, PortalURL: opts.PortalURL},
+		&controllers.OrganizationReconciler{Client: c, Recorder: mgr.GetEventRecorder("organization-controller"), Clock: opts.Clock,
+			APIReader: mgr.GetAPIReader(), PortalURL: opts.PortalURL},
 		&controllers.InvitationReconciler{Client: c, Recorder: mgr.GetEventRecorder("invitation-controller"), Clock: opts.Clock,
 			Notifications: notifications, PortalURL: opts.PortalURL},
 		&controllers.MemberReconciler{Client: c, Recorder: mgr.GetEventRecorder("member-controller"), Clock: opts.Clock, Notifications: notifications},
