@@ -207,6 +207,15 @@ var _ = Describe("Members", func() {
 		}
 		Expect(metav1.IsControlledBy(sec, inv)).To(BeTrue())
 
+		By("invitedBy comes from the request, never from the client")
+		forged := invitation(ns, "forged", rosterv1.InvitationMethodLink, rosterv1.Invitee{Name: "F"}, func(i *rosterv1.Invitation) {
+			i.Spec.InvitedBy = "mallory"
+			i.Annotations = map[string]string{rosterv1.AnnotationInviterRole: "SuperAdmin"}
+		})
+		Expect(asUser("bob").Create(ctx, forged)).To(Succeed())
+		Expect(forged.Spec.InvitedBy).To(Equal("bob"))
+		Expect(forged.Annotations).NotTo(HaveKey(rosterv1.AnnotationInviterRole), "bob has no role in acme")
+
 		By("phone")
 		invite(ctx, adminClient, invitation(ns, "carol", rosterv1.InvitationMethodPhone,
 			rosterv1.Invitee{Name: "Carol", Phone: "+4915100000002"}), rosterv1.InvitationSent)
