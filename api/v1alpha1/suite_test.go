@@ -6,14 +6,9 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/internal/testenv"
 )
 
@@ -23,7 +18,6 @@ import (
 var (
 	testEnv   *envtest.Environment
 	k8sClient client.Client
-	scheme    = runtime.NewScheme()
 )
 
 func TestSchema(t *testing.T) {
@@ -31,17 +25,7 @@ func TestSchema(t *testing.T) {
 	RunSpecs(t, "API schema suite")
 }
 
-var _ = BeforeSuite(func() {
-	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
-	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-	Expect(rosterv1.AddToScheme(scheme)).To(Succeed())
-
-	testEnv = testenv.New(false)
-	cfg, err := testEnv.Start()
-	Expect(err).NotTo(HaveOccurred())
-	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
-	Expect(err).NotTo(HaveOccurred())
-})
+var _ = BeforeSuite(func() { testEnv, k8sClient = testenv.Start() })
 
 var _ = AfterSuite(func() {
 	if testEnv != nil {

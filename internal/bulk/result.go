@@ -44,15 +44,7 @@ type ImportResult struct {
 }
 
 // With returns the rows with outcome o, in line order.
-func (r ImportResult) With(o Outcome) []RowResult {
-	var out []RowResult
-	for _, row := range r.Rows {
-		if row.Outcome == o {
-			out = append(out, row)
-		}
-	}
-	return out
-}
+func (r ImportResult) With(o Outcome) []RowResult { return withOutcome(r.Rows, o) }
 
 // OK reports whether every row went in or was already in: no row failed or was invalid.
 func (r ImportResult) OK() bool {
@@ -77,11 +69,17 @@ type EditResult struct {
 }
 
 // With returns the objects with outcome o, in name order.
-func (r EditResult) With(o Outcome) []ObjectResult {
-	var out []ObjectResult
-	for _, obj := range r.Objects {
-		if obj.Outcome == o {
-			out = append(out, obj)
+func (r EditResult) With(o Outcome) []ObjectResult { return withOutcome(r.Objects, o) }
+
+func (r RowResult) outcome() Outcome    { return r.Outcome }
+func (r ObjectResult) outcome() Outcome { return r.Outcome }
+
+// withOutcome keeps the results with outcome o, in their order.
+func withOutcome[T interface{ outcome() Outcome }](results []T, o Outcome) []T {
+	var out []T
+	for _, r := range results {
+		if r.outcome() == o {
+			out = append(out, r)
 		}
 	}
 	return out

@@ -8,13 +8,9 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/internal/testenv"
@@ -26,7 +22,6 @@ import (
 var (
 	testEnv   *envtest.Environment
 	k8sClient client.WithWatch
-	scheme    = runtime.NewScheme()
 )
 
 func TestBulk(t *testing.T) {
@@ -34,17 +29,7 @@ func TestBulk(t *testing.T) {
 	RunSpecs(t, "Bulk operations suite")
 }
 
-var _ = BeforeSuite(func() {
-	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
-	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-	Expect(rosterv1.AddToScheme(scheme)).To(Succeed())
-
-	testEnv = testenv.New(false)
-	cfg, err := testEnv.Start()
-	Expect(err).NotTo(HaveOccurred())
-	k8sClient, err = client.NewWithWatch(cfg, client.Options{Scheme: scheme})
-	Expect(err).NotTo(HaveOccurred())
-})
+var _ = BeforeSuite(func() { testEnv, k8sClient = testenv.Start() })
 
 var _ = AfterSuite(func() {
 	if testEnv != nil {

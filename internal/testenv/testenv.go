@@ -12,8 +12,14 @@ import (
 	. "github.com/onsi/gomega"    //nolint:revive
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 )
 
 // Root is the repository's root directory, wherever the caller runs from.
@@ -33,6 +39,26 @@ func New(webhooks bool) *envtest.Environment {
 		env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(Root(), "config", "webhook")}}
 	}
 	return env
+}
+
+// Start starts a control plane for a ginkgo suite (without webhooks) and returns it with a
+// cluster-admin client that knows Roster's kinds. Stop it in AfterSuite.
+func Start() (*envtest.Environment, client.WithWatch) {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	env := New(false)
+	cfg, err := env.Start()
+	Expect(err).NotTo(HaveOccurred())
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: Scheme()})
+	Expect(err).NotTo(HaveOccurred())
+	return env, c
+}
+
+// Scheme knows the Kubernetes kinds and Roster's.
+func Scheme() *k8sruntime.Scheme {
+	s := k8sruntime.NewScheme()
+	Expect(clientgoscheme.AddToScheme(s)).To(Succeed())
+	Expect(rosterv1.AddToScheme(s)).To(Succeed())
+	return s
 }
 
 // Namespace creates a namespace for one ginkgo spec and deletes it when the spec ends, so
