@@ -110,9 +110,11 @@ func (r *InvitationReconciler) cancel(ctx context.Context, inv *rosterv1.Invitat
 	if !controllerutil.ContainsFinalizer(inv, rosterv1.Finalizer) {
 		return nil
 	}
-	if inv.Status.MemberRef != nil {
+	{
+		// The Member is named after the invitation; it may exist even when the status write
+		// that recorded it was lost.
 		m := &rosterv1.Member{}
-		err := r.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: inv.Status.MemberRef.Name}, m)
+		err := r.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: inv.Name}, m)
 		if client.IgnoreNotFound(err) != nil {
 			return err
 		}

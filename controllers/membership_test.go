@@ -19,6 +19,7 @@ import (
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/internal/linktoken"
 	"github.com/roster-dev/roster/internal/membership"
+	"github.com/roster-dev/roster/internal/notify"
 )
 
 // Fixtures. Alice is a Super Admin of every organization the tests make.
@@ -285,6 +286,20 @@ var _ = Describe("Members", func() {
 		fakeClock.Step(11 * time.Minute)
 		poke(ctx, inv)
 		Eventually(func() []sentMessage { return notifier.to("dan@f4.example") }, timeout, interval).Should(HaveLen(6))
+
+		By("a delivery that failed for good is tried again by a resend, once fixed")
+		notifier.fail("dan@f4.example", notify.ErrNotConfigured)
+		Expect(setSpec(ctx, adminClient, inv, `{"resendRequests":7}`)).To(Succeed())
+		waitInvitation(ctx, inv, rosterv1.InvitationFailed)
+		Expect(inv.Status.Reason).To(Equal(rosterv1.ReasonDeliveryFailed))
+		Expect(readyCondition(inv.Status.Conditions).Message).To(Equal(
+			"The invitation could not be delivered: the Organization has no email channel; set spec.notifications.email. Fix it, then raise spec.resendRequests to send it again"))
+		Eventually(func() []string { return eventReasons(ctx, inv) }, timeout, interval).Should(ContainElement("DeliveryFailed"))
+		notifier.fail("dan@f4.example", nil)
+		Expect(setSpec(ctx, adminClient, inv, `{"resendRequests":8}`)).To(Succeed())
+		waitInvitation(ctx, inv, rosterv1.InvitationSent)
+		Expect(inv.Status.Reason).To(BeEmpty())
+		Eventually(func() []sentMessage { return notifier.to("dan@f4.example") }, timeout, interval).Should(HaveLen(7))
 
 		By("deleting the invitation removes its Inactivated member")
 		Expect(adminClient.Delete(ctx, inv)).To(Succeed())
