@@ -33,13 +33,6 @@ const (
 	resendWindow        = 10 * time.Minute
 )
 
-// Keys of an invitation token Secret.
-const (
-	tokenSecretHash       = "hash"
-	tokenSecretLink       = "link"
-	tokenSecretGeneration = "generation"
-)
-
 // InvitationReconciler turns an Invitation into an Inactivated Member and a single-use link,
 // delivers the link, expires it, resends it on request, and notices the sign-up.
 type InvitationReconciler struct {
@@ -341,7 +334,7 @@ func (r *InvitationReconciler) deliver(ctx context.Context, inv *rosterv1.Invita
 			return ctrl.Result{}, err
 		}
 		r.sent(inv, org)
-		ready(inv, true, "LinkReady", fmt.Sprintf("The link is ready in Secret %s (key %q); pass it on to the person", inv.Status.TokenSecretRef.Name, tokenSecretLink))
+		ready(inv, true, "LinkReady", fmt.Sprintf("The link is ready in Secret %s (key %q); pass it on to the person", inv.Status.TokenSecretRef.Name, linktoken.SecretKeyLink))
 		return r.settled(inv), nil
 	}
 	box := r.outbox(r.Clock)
@@ -467,7 +460,7 @@ func (r *InvitationReconciler) rotateToken(ctx context.Context, inv *rosterv1.In
 func (r *InvitationReconciler) issueLink(ctx context.Context, inv *rosterv1.Invitation, org *rosterv1.Organization, gen int32) error {
 	sec := &corev1.Secret{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: tokenSecretName(inv)}, sec)
-	if err == nil && string(sec.Data[tokenSecretGeneration]) == strconv.Itoa(int(gen)) && len(sec.Data[tokenSecretLink]) > 0 {
+	if err == nil && string(sec.Data[linktoken.SecretKeyGeneration]) == strconv.Itoa(int(gen)) && len(sec.Data[linktoken.SecretKeyLink]) > 0 {
 		inv.Status.TokenSecretRef = &rosterv1.LocalObjectReference{Name: sec.Name}
 		return nil
 	}
@@ -493,9 +486,9 @@ func (r *InvitationReconciler) storeToken(ctx context.Context, inv *rosterv1.Inv
 		sec.Labels[rosterv1.LabelInvitation] = inv.Name
 		sec.Labels[linktoken.HashLabel] = linktoken.LabelValue(hash)
 		sec.Type = corev1.SecretTypeOpaque
-		sec.Data = map[string][]byte{tokenSecretHash: []byte(hash), tokenSecretGeneration: []byte(strconv.Itoa(int(gen)))}
+		sec.Data = map[string][]byte{linktoken.SecretKeyHash: []byte(hash), linktoken.SecretKeyGeneration: []byte(strconv.Itoa(int(gen)))}
 		if link != "" {
-			sec.Data[tokenSecretLink] = []byte(link)
+			sec.Data[linktoken.SecretKeyLink] = []byte(link)
 		}
 		return controllerutil.SetControllerReference(inv, sec, r.Scheme())
 	})
@@ -520,11 +513,7 @@ func tokenSecretName(inv *rosterv1.Invitation) string { return inv.Name + "-invi
 
 // link is the sign-up page address a token opens.
 func (r *InvitationReconciler) link(org *rosterv1.Organization, token string) string {
-	base := org.Spec.PortalURL
-	if base == "" {
-		base = r.PortalURL
-	}
-	return strings.TrimRight(base, "/") + "/invite/" + token
+	return linktoken.Link(portalURL(org, r.PortalURL), "invite", token)
 }
 
 // channelFor picks how an invitation reaches the person; "" for a Link invitation.

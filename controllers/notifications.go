@@ -116,12 +116,9 @@ type withDeliveries interface {
 // the lagging copy would send again; sending is the one step that cannot be undone, so
 // it is checked against the source.
 func (o outbox) due(ctx context.Context, obj withDeliveries, key string) (bool, error) {
-	fresh := obj.DeepCopyObject().(withDeliveries)
-	if err := o.reader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
+	fresh, ok, err := latest(ctx, o.reader, obj)
+	if err != nil || !ok {
 		return false, err
-	}
-	if fresh.GetResourceVersion() != obj.GetResourceVersion() {
-		return false, nil
 	}
 	for _, d := range *fresh.GetDeliveries() {
 		if d.Key == key {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/big"
 	"strconv"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,14 +23,8 @@ import (
 	"github.com/roster-dev/roster/internal/patch"
 )
 
-// Keys of the public link Secret.
-const (
-	PublicLinkKey        = "link"
-	publicLinkHash       = "hash"
-	publicLinkGeneration = "generation"
-	// LabelOrganization names the Organization a public link Secret belongs to.
-	LabelOrganization = rosterv1.LabelOrganization
-)
+// LabelOrganization names the Organization a public link Secret belongs to.
+const LabelOrganization = rosterv1.LabelOrganization
 
 // OrganizationReconciler gives an organization its door number and public link and keeps
 // the counts in its status: members by phase, seats by application, collaborators.
@@ -168,19 +161,15 @@ func (r *OrganizationReconciler) syncPublicLink(ctx context.Context, org *roster
 	}
 	gen := strconv.FormatInt(org.Spec.PublicInvitation.LinkGeneration, 10)
 	_, err := controllerutil.CreateOrPatch(ctx, r.Client, sec, func() error {
-		if string(sec.Data[publicLinkGeneration]) != gen || len(sec.Data[publicLinkHash]) == 0 {
+		if string(sec.Data[linktoken.SecretKeyGeneration]) != gen || len(sec.Data[linktoken.SecretKeyHash]) == 0 {
 			token, hash, err := linktoken.New()
 			if err != nil {
 				return err
 			}
-			base := org.Spec.PortalURL
-			if base == "" {
-				base = r.PortalURL
-			}
 			sec.Data = map[string][]byte{
-				publicLinkHash:       []byte(hash),
-				PublicLinkKey:        []byte(strings.TrimRight(base, "/") + "/join/" + token),
-				publicLinkGeneration: []byte(gen),
+				linktoken.SecretKeyHash:       []byte(hash),
+				linktoken.SecretKeyLink:       []byte(linktoken.Link(portalURL(org, r.PortalURL), "join", token)),
+				linktoken.SecretKeyGeneration: []byte(gen),
 			}
 			if sec.Labels == nil {
 				sec.Labels = map[string]string{}
@@ -272,6 +261,15 @@ func (r *OrganizationReconciler) countCollaborators(ctx context.Context, org *ro
 	}
 	org.Status.Collaborators = n
 	return nil
+}
+
+// portalURL is where an organization's links point: its spec.portalURL, or the manager's
+// default.
+func portalURL(org *rosterv1.Organization, fallback string) string {
+	if org.Spec.PortalURL != "" {
+		return org.Spec.PortalURL
+	}
+	return fallback
 }
 
 // organizationOf maps an object that names an Organization to a request for it.

@@ -76,11 +76,17 @@ func organization(ctx context.Context, c client.Reader, obj object, name string)
 // the lagging copy would do it again. When it is not current, the write that is on its way
 // triggers another pass.
 func current(ctx context.Context, reader client.Reader, obj client.Object) (bool, error) {
-	fresh := obj.DeepCopyObject().(client.Object)
+	_, ok, err := latest(ctx, reader, obj)
+	return ok, err
+}
+
+// latest reads obj past the cache and reports whether the cached copy is that version.
+func latest[T client.Object](ctx context.Context, reader client.Reader, obj T) (T, bool, error) {
+	fresh := obj.DeepCopyObject().(T)
 	if err := reader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
-		return false, err
+		return fresh, false, err
 	}
-	return fresh.GetResourceVersion() == obj.GetResourceVersion(), nil
+	return fresh, fresh.GetResourceVersion() == obj.GetResourceVersion(), nil
 }
 
 // notCurrent is the result of a pass that stopped because its copy was stale.

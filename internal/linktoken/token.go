@@ -10,12 +10,27 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"strings"
 )
 
 // HashLabel is the label on a token Secret that lets the sign-up page find it by the hash
 // of the token it was given. Label values hold 63 characters, so it carries the first 48
 // hex digits (192 bits); Matches then checks the whole hash.
 const HashLabel = "org.roster.dev/token-hash"
+
+// Keys of the Secrets that hold a link: the token's hash, the link itself where an admin
+// copies it from the Secret, and the generation (send or rotation) the token belongs to.
+const (
+	SecretKeyHash       = "hash"
+	SecretKeyLink       = "link"
+	SecretKeyGeneration = "generation"
+)
+
+// Link is the address of a page under base that a token opens, such as
+// https://join.example.com/invite/<token>.
+func Link(base, page, token string) string {
+	return strings.TrimRight(base, "/") + "/" + page + "/" + token
+}
 
 // New returns a fresh token and its hash.
 func New() (token, hash string, err error) {

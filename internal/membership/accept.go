@@ -210,7 +210,7 @@ func (a *Acceptor) secretFor(ctx context.Context, token, kind string) (*corev1.S
 	}
 	for i := range list.Items {
 		s := &list.Items[i]
-		if _, ok := s.Labels[kind]; ok && linktoken.Matches(string(s.Data["hash"]), token) {
+		if _, ok := s.Labels[kind]; ok && linktoken.Matches(string(s.Data[linktoken.SecretKeyHash]), token) {
 			return s, nil
 		}
 	}
