@@ -33,8 +33,7 @@ var _ = Describe("write conflicts", func() {
 
 		inv := invitation(ns, "lee", rosterv1.InvitationMethodEmail, rosterv1.Invitee{Name: "Lee", Email: "lee@conflict.example"},
 			func(i *rosterv1.Invitation) {
-				i.Spec.InvitedBy = adminUser
-				i.Annotations = map[string]string{rosterv1.AnnotationInviterRole: string(rosterv1.RoleSuperAdmin)}
+				i.Spec.InvitedBy, i.Spec.InviterRole = adminUser, rosterv1.RoleSuperAdmin
 			})
 		// With the manager down there is no webhook server either.
 		restore := removeWebhooks(ctx, &admissionregistrationv1.MutatingWebhookConfigurationList{})

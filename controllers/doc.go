@@ -6,6 +6,7 @@ package controllers
 // +kubebuilder:rbac:groups=org.roster.dev,resources=organizations;invitations;members;externalusers;collaborations,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=org.roster.dev,resources=organizations/status;invitations/status;members/status;externalusers/status;collaborations/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=org.roster.dev,resources=organizations/finalizers;invitations/finalizers;members/finalizers;externalusers/finalizers;collaborations/finalizers,verbs=update
+// +kubebuilder:rbac:groups=org.roster.dev,resources=claims;importledgers,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

@@ -98,7 +98,8 @@ func closed(c chan struct{}) bool {
 
 // webhookCalled probes whether the API server calls Roster's validating (or mutating)
 // webhook now: the validating one refuses a second organization with the probe's door
-// number; the mutating one fills in spec.invitedBy.
+// number; the mutating one fills in spec.invitedBy (asked as the probe's admin, whom the
+// validating webhook, if it is there, lets invite).
 func webhookCalled(validating bool) bool {
 	ctx := context.Background()
 	if validating {
@@ -113,5 +114,5 @@ func webhookCalled(validating bool) bool {
 		Spec: rosterv1.InvitationSpec{OrganizationRef: rosterv1.OrganizationReference{Name: "probe"},
 			Method: rosterv1.InvitationMethodLink, Invitee: rosterv1.Invitee{Name: "probe"}},
 	}
-	return k8sClient.Create(ctx, inv, client.DryRunAll) == nil && inv.Spec.InvitedBy != ""
+	return adminClient.Create(ctx, inv, client.DryRunAll) == nil && inv.Spec.InvitedBy != ""
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
@@ -30,12 +31,24 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 			return err
 		}
 	}
-	return idx.IndexField(ctx, &rosterv1.Member{}, IndexUsername, func(o client.Object) []string {
-		if u := o.(*rosterv1.Member).Spec.Username; u != "" {
-			return []string{u}
+	// One person's Members, found by what identifies them, so that neither admission nor
+	// a controller lists a whole organization to find one person.
+	personal := map[string]func(*rosterv1.Member) string{
+		rosterv1.IndexUsername: func(m *rosterv1.Member) string { return m.Spec.Username },
+		rosterv1.IndexEmail:    func(m *rosterv1.Member) string { return strings.ToLower(m.Spec.Email) },
+		rosterv1.IndexPhone:    func(m *rosterv1.Member) string { return m.Spec.Phone },
+	}
+	for name, f := range personal {
+		if err := idx.IndexField(ctx, &rosterv1.Member{}, name, func(o client.Object) []string {
+			if v := f(o.(*rosterv1.Member)); v != "" {
+				return []string{v}
+			}
+			return nil
+		}); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // membersOf lists the Members of an organization.

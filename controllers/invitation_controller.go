@@ -22,6 +22,7 @@ import (
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/internal/linktoken"
+	"github.com/roster-dev/roster/internal/membership"
 	"github.com/roster-dev/roster/internal/notify"
 	"github.com/roster-dev/roster/internal/patch"
 )
@@ -112,7 +113,13 @@ func (r *InvitationReconciler) cancel(ctx context.Context, inv *rosterv1.Invitat
 			return err
 		}
 		if err == nil && m.Spec.Username == "" && metav1.IsControlledBy(m, inv) {
-			if err := r.Delete(ctx, m, client.Preconditions{UID: &m.UID}); client.IgnoreNotFound(err) != nil {
+			// The preconditions make a stale copy fail: a person who signed up a moment ago
+			// has a newer Member, released from the invitation, that must stay.
+			err := r.Delete(ctx, m, client.Preconditions{UID: &m.UID, ResourceVersion: &m.ResourceVersion})
+			if apierrors.IsConflict(err) {
+				return fmt.Errorf("the invited member changed while cancelling; looking again")
+			}
+			if client.IgnoreNotFound(err) != nil {
 				return fmt.Errorf("delete the invited member: %w", err)
 			}
 			r.Recorder.Eventf(inv, m, corev1.EventTypeNormal, "Cancelled", "Delete", "Invitation cancelled; its Inactivated Member %s was removed", m.Name)
@@ -151,17 +158,13 @@ func (r *InvitationReconciler) ensureMember(ctx context.Context, inv *rosterv1.I
 	if ok, err := current(ctx, r.APIReader, inv); err != nil || !ok {
 		return nil, err // a stale copy; the pending write brings the invitation back
 	}
-	members, err := membersOf(ctx, r.Client, inv.Namespace, org.Name)
+	reason, msg, err := membership.ConflictFor(ctx, r.Client, inv.Namespace, inv.Name, &inv.Spec)
 	if err != nil {
 		return nil, err
 	}
-	for i := range members {
-		if members[i].Labels[rosterv1.LabelInvitation] != inv.Name && inv.Spec.SamePerson(&members[i]) {
-			if reason, msg := members[i].InvitationConflict(); reason != "" {
-				r.fail(inv, reason, msg)
-				return nil, nil
-			}
-		}
+	if reason != "" {
+		r.fail(inv, reason, msg)
+		return nil, nil
 	}
 	m, err = r.newMember(ctx, inv)
 	if err != nil || m == nil {
@@ -182,7 +185,7 @@ func (r *InvitationReconciler) newMember(ctx context.Context, inv *rosterv1.Invi
 	name, email, phone := inv.Spec.Invitee.Name, inv.Spec.Invitee.Email, inv.Spec.Invitee.Phone
 	if inv.Spec.Method == rosterv1.InvitationMethodContact {
 		joinMethod = rosterv1.JoinMethodContact
-		account, err := r.account(ctx, inv.Spec.Invitee.Username)
+		account, err := r.account(ctx, inv.Namespace, inv.Spec.Invitee.Username)
 		if err != nil {
 			return nil, err
 		}
@@ -192,17 +195,11 @@ func (r *InvitationReconciler) newMember(ctx context.Context, inv *rosterv1.Invi
 		}
 		name, email, phone = firstNonEmpty(name, account.Spec.DisplayName), account.Spec.Email, account.Spec.Phone
 	}
-	inviterRole := inv.Annotations[rosterv1.AnnotationInviterRole]
 	m := &rosterv1.Member{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      inv.Name,
 			Namespace: inv.Namespace,
 			Labels:    map[string]string{rosterv1.LabelInvitation: inv.Name},
-			Annotations: map[string]string{
-				rosterv1.AnnotationJoinMethod:  string(joinMethod),
-				rosterv1.AnnotationInvitedBy:   inv.Spec.InvitedBy,
-				rosterv1.AnnotationInviterRole: inviterRole,
-			},
 		},
 		Spec: rosterv1.MemberSpec{
 			OrganizationRef: inv.Spec.OrganizationRef,
@@ -212,16 +209,20 @@ func (r *InvitationReconciler) newMember(ctx context.Context, inv *rosterv1.Invi
 			WorkDetails:     inv.Spec.WorkDetails,
 			Role:            inv.Spec.Role,
 			Access:          rosterv1.AccessActive,
+			// The invitation's inviter and role were recorded by the admission webhook; the
+			// Member's webhook keeps them because the manager creates it.
+			Provenance: rosterv1.MemberProvenance{JoinMethod: joinMethod, InvitedBy: inv.Spec.InvitedBy, InviterRole: inv.Spec.InviterRole},
 		},
 	}
 	return m, controllerutil.SetControllerReference(inv, m, r.Scheme())
 }
 
-// account finds someone's existing account: a signed-up Member with that username in any
-// organization.
-func (r *InvitationReconciler) account(ctx context.Context, username string) (*rosterv1.Member, error) {
+// account finds someone's existing account: a signed-up Member with that username in the
+// invitation's namespace. It looks nowhere else: the inviter may read this namespace, and an
+// account elsewhere must neither lend its email and phone nor reveal that it exists.
+func (r *InvitationReconciler) account(ctx context.Context, namespace, username string) (*rosterv1.Member, error) {
 	list := &rosterv1.MemberList{}
-	if err := r.List(ctx, list, client.MatchingFields{IndexUsername: username}); err != nil {
+	if err := r.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{IndexUsername: username}); err != nil {
 		return nil, err
 	}
 	if len(list.Items) == 0 {

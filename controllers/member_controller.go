@@ -68,14 +68,15 @@ func (r *MemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 }
 
 // recordJoinFacts copies into status how the member joined and, until they sign up, whether
-// they will need approval. Once they signed up the answer is kept: changing the join rules
+// they will need approval. It reads only spec.provenance, which the admission webhook wrote
+// from the requests themselves: nothing a client writes decides approval. Once they signed up the answer is kept: changing the join rules
 // later does not move members who already are past that point.
 func (r *MemberReconciler) recordJoinFacts(m *rosterv1.Member, org *rosterv1.Organization) {
-	m.Status.JoinMethod = rosterv1.JoinMethod(m.Annotations[rosterv1.AnnotationJoinMethod])
-	m.Status.InvitedBy = m.Annotations[rosterv1.AnnotationInvitedBy]
+	p := m.Spec.Provenance
+	m.Status.JoinMethod = p.JoinMethod
+	m.Status.InvitedBy = p.InvitedBy
 	if m.Status.SignedUpAt == nil {
-		m.Status.RequiresApproval = membership.RequiresApproval(m.Status.JoinMethod,
-			rosterv1.Role(m.Annotations[rosterv1.AnnotationInviterRole]), org.Spec.JoinRules)
+		m.Status.RequiresApproval = membership.RequiresApproval(p.JoinMethod, p.InviterRole, org.Spec.JoinRules)
 	}
 	if m.Spec.Username != "" && m.Status.SignedUpAt == nil {
 		m.Status.SignedUpAt = r.now()
@@ -92,7 +93,7 @@ func (r *MemberReconciler) updatePhase(m *rosterv1.Member, org *rosterv1.Organiz
 	m.Status.Phase = to
 	if (to == rosterv1.MemberActive || to == rosterv1.MemberRejected) && m.Spec.Approval != rosterv1.ApprovalNone &&
 		from != "" && from != rosterv1.MemberInactivated {
-		m.Status.ApprovedBy = m.Annotations[rosterv1.AnnotationApprovedBy]
+		m.Status.ApprovedBy = m.Spec.Provenance.ApprovalBy
 		m.Status.ApprovedAt = r.now()
 	}
 	switch {

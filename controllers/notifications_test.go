@@ -133,7 +133,7 @@ var _ = Describe("Notifications", func() {
 	It("a channel that is down and comes back delivers everything, in order per recipient", func(ctx context.Context) {
 		sink := withSMTP(ctx, ns, mailsink.Options{})
 		m := member(ctx, ns, "ned", "ned@mail.example", rosterv1.RoleMember, func(m *rosterv1.Member) {
-			m.Annotations = map[string]string{rosterv1.AnnotationJoinMethod: string(rosterv1.JoinMethodPublicLink)}
+			m.Spec.Provenance.JoinMethod = rosterv1.JoinMethodPublicLink
 		})
 		waitMember(ctx, ns, "ned", rosterv1.MemberPending)
 		Expect(sink.Down()).To(Succeed())
@@ -195,7 +195,7 @@ var _ = Describe("Notifications to admins and overrides", func() {
 			o.Spec.Notifications.TemplatesRef = &rosterv1.LocalObjectReference{Name: "templates"}
 		})
 		m := member(ctx, ns, "oz", "oz@hook.example", rosterv1.RoleMember, func(m *rosterv1.Member) {
-			m.Annotations = map[string]string{rosterv1.AnnotationJoinMethod: string(rosterv1.JoinMethodDoorNumber)}
+			m.Spec.Provenance.JoinMethod = rosterv1.JoinMethodDoorNumber
 		})
 		waitMember(ctx, ns, "oz", rosterv1.MemberPending)
 

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"math/big"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/internal/linktoken"
+	"github.com/roster-dev/roster/internal/membership"
 	"github.com/roster-dev/roster/internal/patch"
 )
 
@@ -82,70 +84,65 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 }
 
 // assignDoorNumber puts the door number in force into status: the one asked for in spec,
-// unless another organization already holds it, or a generated one that no other holds.
+// unless another organization holds it, or a generated one. Each is held by a Claim named
+// after the number, so of two organizations that want one number only one can have it,
+// whatever order the API server sees them in.
 func (r *OrganizationReconciler) assignDoorNumber(ctx context.Context, org *rosterv1.Organization) (bool, error) {
-	taken, err := r.doorNumbersOfOthers(ctx, org)
-	if err != nil {
-		return false, err
-	}
-	if want := org.Spec.DoorNumber; want != "" {
-		if holder, ok := taken[want]; ok {
-			org.Status.DoorNumber = ""
-			ready(org, false, "DoorNumberTaken", fmt.Sprintf("Door number %s belongs to Organization %s; choose another or leave spec.doorNumber empty to get one", want, holder))
+	claims := membership.Claims{Client: r.Client, Reader: r.APIReader, Now: r.Clock.Now}
+	me := rosterv1.ClaimHolder{Kind: "Organization", Namespace: org.Namespace, Name: org.Name}
+	take := func(door string) (bool, error) {
+		err := claims.Take(ctx, rosterv1.ClaimDoorNumber, membership.DoorNumberClaimName(door), door, me)
+		var taken *membership.ErrTaken
+		if errors.As(err, &taken) {
 			return false, nil
 		}
+		return err == nil, err
+	}
+	release := func(door string) error {
+		if door == "" {
+			return nil
+		}
+		return claims.Release(ctx, membership.DoorNumberClaimName(door), me)
+	}
+	cur := org.Status.DoorNumber
+	if want := org.Spec.DoorNumber; want != "" {
+		ok, err := take(want)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			org.Status.DoorNumber = ""
+			ready(org, false, "DoorNumberTaken", fmt.Sprintf("Door number %s belongs to another organization; choose another or leave spec.doorNumber empty to get one", want))
+			return false, release(cur)
+		}
 		org.Status.DoorNumber = want
+		if cur != want {
+			return true, release(cur)
+		}
 		return true, nil
 	}
-	if cur := org.Status.DoorNumber; cur != "" {
-		if _, clash := taken[cur]; !clash {
-			return true, nil
+	if cur != "" {
+		if ok, err := take(cur); ok || err != nil {
+			return ok, err
 		}
 	}
-	for {
+	for range 10 {
 		n, err := rand.Int(rand.Reader, big.NewInt(90_000_000))
 		if err != nil {
 			return false, err
 		}
 		candidate := strconv.FormatInt(n.Int64()+10_000_000, 10)
-		if _, clash := taken[candidate]; !clash {
+		ok, err := take(candidate)
+		if err != nil {
+			return false, err
+		}
+		if ok {
 			org.Status.DoorNumber = candidate
 			r.Recorder.Eventf(org, nil, corev1.EventTypeNormal, "DoorNumberAssigned", "Assign", "Door number %s assigned", candidate)
 			return true, nil
 		}
 	}
-}
-
-// doorNumbersOfOthers maps the door numbers other organizations hold to their names. An
-// organization holds its status.doorNumber, and a spec.doorNumber counts as held by the
-// older of two that ask for it.
-func (r *OrganizationReconciler) doorNumbersOfOthers(ctx context.Context, org *rosterv1.Organization) (map[string]string, error) {
-	list := &rosterv1.OrganizationList{}
-	if err := r.List(ctx, list); err != nil {
-		return nil, err
-	}
-	taken := map[string]string{}
-	for i := range list.Items {
-		o := &list.Items[i]
-		if o.UID == org.UID {
-			continue
-		}
-		name := o.Namespace + "/" + o.Name
-		if o.Status.DoorNumber != "" {
-			taken[o.Status.DoorNumber] = name
-		}
-		if o.Spec.DoorNumber != "" && olderThan(o, org) {
-			taken[o.Spec.DoorNumber] = name
-		}
-	}
-	return taken, nil
-}
-
-func olderThan(a, b *rosterv1.Organization) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	return a.UID < b.UID
+	return false, fmt.Errorf("no free door number found in 10 tries")
 }
 
 // syncPublicLink keeps the public invitation link in a Secret while it is enabled, with a

@@ -84,7 +84,8 @@ func createProbe() {
 	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: probeNamespace}})).To(Succeed())
 	Expect(k8sClient.Create(ctx, &rosterv1.Organization{
 		ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: probeNamespace},
-		Spec:       rosterv1.OrganizationSpec{DisplayName: "probe", DoorNumber: probeDoorNumber},
+		Spec: rosterv1.OrganizationSpec{DisplayName: "probe", DoorNumber: probeDoorNumber,
+			Admins: []rosterv1.Subject{{Kind: "User", Name: adminUser}}},
 	})).To(Succeed())
 	Eventually(func() bool { return webhookCalled(true) }, timeout, interval).Should(BeTrue())
 	probeCreated = true

@@ -70,6 +70,7 @@ type WorkDetails struct {
 // +kubebuilder:validation:XValidation:rule="self.method != 'Phone' || has(self.invitee.phone)",message="a Phone invitation needs invitee.phone"
 // +kubebuilder:validation:XValidation:rule="self.method != 'Contact' || has(self.invitee.username)",message="a Contact invitation needs invitee.username"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.invitedBy) || (has(self.invitedBy) && self.invitedBy == oldSelf.invitedBy)",message="invitedBy cannot change"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.inviterRole) || (has(self.inviterRole) && self.inviterRole == oldSelf.inviterRole)",message="inviterRole cannot change"
 type InvitationSpec struct {
 	// OrganizationRef names the Organization the person is invited into.
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="organizationRef cannot change"
@@ -107,6 +108,12 @@ type InvitationSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	InvitedBy string `json:"invitedBy,omitempty"`
+
+	// InviterRole is the inviter's role in the organization when the invitation was
+	// created; it decides whether the person will need an admin's approval. The admission
+	// webhook sets it from the request; whatever a client sends is replaced.
+	// +optional
+	InviterRole Role `json:"inviterRole,omitempty"`
 }
 
 // InvitationPhase is where an invitation is in its life.

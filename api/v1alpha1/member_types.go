@@ -17,6 +17,7 @@ const (
 
 // MemberSpec is one person's membership.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.username) || (has(self.username) && self.username == oldSelf.username)",message="username cannot change once set"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.provenance) || (has(self.provenance) && self.provenance.joinMethod == oldSelf.provenance.joinMethod && self.provenance.invitedBy == oldSelf.provenance.invitedBy && self.provenance.inviterRole == oldSelf.provenance.inviterRole)",message="provenance records how the member came and cannot change"
 type MemberSpec struct {
 	// OrganizationRef names the Organization the person belongs to.
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="organizationRef cannot change"
@@ -61,6 +62,33 @@ type MemberSpec struct {
 	// +optional
 	// +kubebuilder:default=Active
 	Access Access `json:"access,omitempty"`
+
+	// Provenance records how the member came to the organization and who decided on them.
+	// Roster's admission webhook writes it from the requests themselves; whatever a client
+	// sends is replaced, so nothing in it can be forged to skip an approval.
+	// +optional
+	Provenance MemberProvenance `json:"provenance,omitzero"`
+}
+
+// MemberProvenance is what Roster's admission webhook recorded about who made a Member and
+// who decided on it. The Member controller trusts these fields, and only these, to decide
+// whether the person needs an admin's approval.
+type MemberProvenance struct {
+	// JoinMethod is how the member came: through an invitation, the public link, the door
+	// number, from contacts or an import. Empty when an admin added the member directly.
+	// +optional
+	JoinMethod JoinMethod `json:"joinMethod,omitempty"`
+	// InvitedBy is the Kubernetes user who invited the member, or the admin who added them.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	InvitedBy string `json:"invitedBy,omitempty"`
+	// InviterRole is that user's role in the organization at the time.
+	// +optional
+	InviterRole Role `json:"inviterRole,omitempty"`
+	// ApprovalBy is the Kubernetes user who last changed spec.approval.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ApprovalBy string `json:"approvalBy,omitempty"`
 }
 
 // MemberPhase is where a member is in their life.

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -59,8 +60,21 @@ type Invite struct {
 
 // Acceptor accepts invitation links on behalf of the sign-up pages.
 type Acceptor struct {
+	// Client reads through the cache and writes as Roster's trusted identity.
 	Client client.Client
-	Clock  clock.PassiveClock
+	// APIReader reads past the cache, for username claims; Client when nil.
+	APIReader client.Reader
+	// Clock is the time links expire against.
+	Clock clock.PassiveClock
+}
+
+// claims reserve usernames for the acceptor.
+func (a *Acceptor) claims() Claims {
+	r := a.APIReader
+	if r == nil {
+		r = a.Client
+	}
+	return Claims{Client: a.Client, Reader: r, Now: a.Clock.Now}
 }
 
 var usernamePattern = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.@_]*[a-z0-9])?$`)
@@ -79,7 +93,10 @@ func (a *Acceptor) Lookup(ctx context.Context, token string) (*Invite, error) {
 	if err := a.Client.Get(ctx, client.ObjectKey{Namespace: sec.Namespace, Name: sec.Labels[rosterv1.LabelInvitation]}, inv); err != nil {
 		return nil, notFoundAs(err, ErrInvalidLink)
 	}
-	if !inv.DeletionTimestamp.IsZero() || inv.Status.MemberRef == nil || !metav1.IsControlledBy(sec, inv) {
+	// Only the Secret the invitation names, and owns, opens it: a look-alike labelled
+	// Secret that someone else made opens nothing.
+	if !inv.DeletionTimestamp.IsZero() || inv.Status.MemberRef == nil || !metav1.IsControlledBy(sec, inv) ||
+		inv.Status.TokenSecretRef == nil || inv.Status.TokenSecretRef.Name != sec.Name {
 		return nil, ErrInvalidLink
 	}
 	switch {
@@ -104,9 +121,11 @@ func (a *Acceptor) Lookup(ctx context.Context, token string) (*Invite, error) {
 }
 
 // Accept signs the person up with an invitation link: it checks what the organization
-// requires (F10), writes the person's details into their Member and uses the link up. The
-// Member update is the claim: it carries the resourceVersion that was read, so of two
-// concurrent uses of one link only one wins.
+// requires (F10), reserves the username, writes the person's details into their Member and
+// uses the link up. The Member update is the link's claim: it carries the resourceVersion
+// that was read, so of two concurrent uses of one link only one wins. The same update
+// releases the Member from the invitation, so deleting the invitation from now on cannot
+// take the new member with it.
 func (a *Acceptor) Accept(ctx context.Context, token string, s SignUp) (*rosterv1.Member, error) {
 	in, err := a.Lookup(ctx, token)
 	if err != nil {
@@ -120,6 +139,7 @@ func (a *Acceptor) Accept(ctx context.Context, token string, s SignUp) (*rosterv
 	if err := a.checkSignUp(ctx, in.Organization, m); err != nil {
 		return nil, err
 	}
+	m.OwnerReferences = withoutOwner(m.OwnerReferences, in.Invitation.UID)
 	if err := a.Client.Update(ctx, m); err != nil {
 		if apierrors.IsConflict(err) {
 			return nil, ErrInvalidLink
@@ -135,8 +155,21 @@ func (a *Acceptor) Accept(ctx context.Context, token string, s SignUp) (*rosterv
 	return m, nil
 }
 
+// withoutOwner drops the reference to one owner.
+func withoutOwner(refs []metav1.OwnerReference, uid types.UID) []metav1.OwnerReference {
+	var out []metav1.OwnerReference
+	for _, r := range refs {
+		if r.UID != uid {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // checkSignUp refuses a sign-up that lacks what the organization requires or whose username
-// someone else has.
+// someone else has, and reserves the username for the member. The reservation is a Claim
+// named after the username, so of two people asking for one username at once only one
+// gets it.
 func (a *Acceptor) checkSignUp(ctx context.Context, org *rosterv1.Organization, m *rosterv1.Member) error {
 	if !usernamePattern.MatchString(m.Spec.Username) {
 		return fmt.Errorf("a username of lowercase letters, digits and - . @ _ is required")
@@ -159,7 +192,12 @@ func (a *Acceptor) checkSignUp(ctx context.Context, org *rosterv1.Organization, 
 			return ErrUsernameTaken
 		}
 	}
-	return nil
+	err := a.claims().TakeUsername(ctx, m, m.Spec.Username)
+	var taken *ErrTaken
+	if errors.As(err, &taken) {
+		return ErrUsernameTaken
+	}
+	return err
 }
 
 // merge writes what the person gave over what the inviter prefilled; empty answers keep the

@@ -2,6 +2,7 @@ package membership
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -35,18 +36,30 @@ func (a *Acceptor) OrganizationForPublicLink(ctx context.Context, token string) 
 	return org, nil
 }
 
-// OrganizationForDoorNumber finds the organization with a door number.
+// ErrNoDoorNumber: no organization has the door number.
+var ErrNoDoorNumber = errors.New("no organization has this door number; check it with the person who gave it to you")
+
+// OrganizationForDoorNumber finds the organization with a door number through its claim:
+// one read, however many organizations there are.
 func (a *Acceptor) OrganizationForDoorNumber(ctx context.Context, door string) (*rosterv1.Organization, error) {
-	list := &rosterv1.OrganizationList{}
-	if err := a.Client.List(ctx, list); err != nil {
+	if door == "" {
+		return nil, ErrNoDoorNumber
+	}
+	holder, err := a.claims().Holder(ctx, DoorNumberClaimName(door))
+	if err != nil {
 		return nil, err
 	}
-	for i := range list.Items {
-		if door != "" && list.Items[i].Status.DoorNumber == door {
-			return &list.Items[i], nil
-		}
+	if holder == nil {
+		return nil, ErrNoDoorNumber
 	}
-	return nil, fmt.Errorf("no organization has the door number %q", door)
+	org := &rosterv1.Organization{}
+	if err := a.Client.Get(ctx, client.ObjectKey{Namespace: holder.Namespace, Name: holder.Name}, org); err != nil {
+		return nil, notFoundAs(err, ErrNoDoorNumber)
+	}
+	if org.Status.DoorNumber != door {
+		return nil, ErrNoDoorNumber
+	}
+	return org, nil
 }
 
 // Join asks to join org through its public link or door number (F1): it makes the person's
@@ -56,17 +69,15 @@ func (a *Acceptor) Join(ctx context.Context, org *rosterv1.Organization, how ros
 		return nil, ErrJoinClosed
 	}
 	m := &rosterv1.Member{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace:   org.Namespace,
-			Annotations: map[string]string{rosterv1.AnnotationJoinMethod: string(how)},
-		},
-		Spec: rosterv1.MemberSpec{OrganizationRef: rosterv1.OrganizationReference{Name: org.Name}, Access: rosterv1.AccessActive, Role: rosterv1.RoleMember},
+		ObjectMeta: metav1.ObjectMeta{Namespace: org.Namespace},
+		Spec: rosterv1.MemberSpec{OrganizationRef: rosterv1.OrganizationReference{Name: org.Name}, Access: rosterv1.AccessActive,
+			Role: rosterv1.RoleMember, Provenance: rosterv1.MemberProvenance{JoinMethod: how}},
 	}
 	merge(&m.Spec, s)
+	m.Name = memberName(org, m.Spec.Username)
 	if err := a.checkSignUp(ctx, org, m); err != nil {
 		return nil, err
 	}
-	m.Name = memberName(org, m.Spec.Username)
 	if err := a.Client.Create(ctx, m); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return nil, ErrUsernameTaken

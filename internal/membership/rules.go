@@ -19,7 +19,7 @@ func RequiresApproval(method rosterv1.JoinMethod, inviterRole rosterv1.Role, rul
 	case "":
 		return false
 	}
-	if rosterv1.InvitesWithoutApproval(inviterRole) {
+	if InvitesWithoutApproval(inviterRole) {
 		return false
 	}
 	return rules.ApprovalForNonAdminInvites == nil || *rules.ApprovalForNonAdminInvites

@@ -8,9 +8,9 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/controllers"
 	"github.com/roster-dev/roster/internal/notify"
+	webhookv1alpha1 "github.com/roster-dev/roster/internal/webhook/v1alpha1"
 )
 
 // Options are what differs between the manager binary, the demo and the tests.
@@ -54,7 +54,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		}
 	}
 	if opts.Webhooks {
-		if err := rosterv1.SetupWebhooks(mgr, rosterv1.WebhookOptions{TrustedUsers: opts.TrustedUsers}); err != nil {
+		if err := webhookv1alpha1.Setup(mgr, webhookv1alpha1.Options{TrustedUsers: opts.TrustedUsers, Now: opts.Clock.Now}); err != nil {
 			return fmt.Errorf("webhooks: %w", err)
 		}
 	}

@@ -1,0 +1,97 @@
+package v1alpha1
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/membership"
+)
+
+var (
+	organizationGR = schema.GroupResource{Group: rosterv1.GroupVersion.Group, Resource: "organizations"}
+	organizationGK = schema.GroupKind{Group: rosterv1.GroupVersion.Group, Kind: "Organization"}
+)
+
+// +kubebuilder:webhook:path=/validate-org-roster-dev-v1alpha1-organization,mutating=false,failurePolicy=fail,sideEffects=None,groups=org.roster.dev,resources=organizations;organizations/status,verbs=create;update,versions=v1alpha1,name=vorganization.roster.dev,admissionReviewVersions=v1
+
+// organizationValidator refuses a door number another organization holds, and lets only the
+// organization's admins change its spec: its plan and quota, join rules, portal address and
+// channels all decide who gets in and where their links go. Only Super Admins change
+// spec.admins. An organization with no admins yet can be given its first ones by anyone
+// RBAC lets update it.
+type organizationValidator struct{ *gate }
+
+func (v *organizationValidator) ValidateCreate(ctx context.Context, org *rosterv1.Organization) (admission.Warnings, error) {
+	return nil, v.doorNumberFree(ctx, org)
+}
+
+func (v *organizationValidator) ValidateUpdate(ctx context.Context, old, org *rosterv1.Organization) (admission.Warnings, error) {
+	r, err := v.request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.Trusted {
+		return nil, nil
+	}
+	if r.SubResource == "status" {
+		return nil, apierrors.NewForbidden(organizationGR, org.Name, fmt.Errorf("only Roster writes an organization's status"))
+	}
+	if reflect.DeepEqual(old.Spec, org.Spec) {
+		return nil, nil
+	}
+	if len(old.Spec.Admins) > 0 {
+		// The old spec's admins decide: nobody makes themselves an admin in the same write.
+		role := rosterv1.Role("")
+		if membership.IsOrganizationAdmin(old, r.User, r.UserInfo.Groups) {
+			role = rosterv1.RoleSuperAdmin
+		} else {
+			a, err := v.authority(ctx, r, org.Namespace, org.Name)
+			if err != nil {
+				return nil, err
+			}
+			role = a.Role
+		}
+		if !reflect.DeepEqual(old.Spec.Admins, org.Spec.Admins) && role != rosterv1.RoleSuperAdmin {
+			return nil, apierrors.NewForbidden(organizationGR, org.Name, fmt.Errorf(
+				"only Super Admins of Organization %s change spec.admins; %s has %s there. Ask one of the admins in spec.admins", org.Name, r.User, orNone(role)))
+		}
+		if !membership.IsAdmin(role) {
+			return nil, apierrors.NewForbidden(organizationGR, org.Name, fmt.Errorf(
+				"only admins of Organization %s change its spec (plan, quota, join rules, links, channels); %s has %s there. Ask one of the admins in spec.admins",
+				org.Name, r.User, orNone(role)))
+		}
+	}
+	if old.Spec.DoorNumber == org.Spec.DoorNumber {
+		return nil, nil
+	}
+	return nil, v.doorNumberFree(ctx, org)
+}
+
+func (v *organizationValidator) ValidateDelete(context.Context, *rosterv1.Organization) (admission.Warnings, error) {
+	return nil, nil
+}
+
+// doorNumberFree refuses a door number whose claim another organization holds. Two
+// organizations asking at once both pass here; the Organization controller's claim lets
+// only one of them have it.
+func (v *organizationValidator) doorNumberFree(ctx context.Context, org *rosterv1.Organization) error {
+	door := org.Spec.DoorNumber
+	if door == "" {
+		return nil
+	}
+	holder, err := v.claims.Holder(ctx, membership.DoorNumberClaimName(door))
+	if err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	if holder == nil || (holder.Namespace == org.Namespace && holder.Name == org.Name) {
+		return nil
+	}
+	return apierrors.NewInvalid(organizationGK, org.Name, field.ErrorList{field.Duplicate(field.NewPath("spec", "doorNumber"), door)})
+}

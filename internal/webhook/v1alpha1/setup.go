@@ -1,0 +1,117 @@
+// Package v1alpha1 holds Roster's admission webhooks. They are the gate of the threat model:
+// anyone with RBAC to create or update Roster objects in a namespace is untrusted, because a
+// person needs `update members` to change their own name, email and phone and RBAC cannot
+// limit that to their own object. So the webhooks decide who may do what: they record who
+// asked (never trusting what a client writes about itself), and they refuse what the
+// requester's role in the organization does not allow. The rules themselves (role order,
+// quota, claims) live in internal/membership.
+package v1alpha1
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/membership"
+)
+
+// Options configure the admission webhooks.
+type Options struct {
+	// TrustedUsers are Roster's own identities: the manager, whose controllers create the
+	// Members of invitations, and the sign-up pages, which act for a verified person. They
+	// alone set a sign-up (spec.username), write status, and record how a Member came.
+	TrustedUsers []string
+	// Now is the webhooks' clock, for the invitation quota; time.Now when nil.
+	Now func() time.Time
+}
+
+// Setup registers Roster's admission webhooks with the manager's webhook server.
+func Setup(mgr ctrl.Manager, opts Options) error {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	g := &gate{
+		reader:  mgr.GetClient(),
+		trusted: opts.TrustedUsers,
+		claims:  membership.Claims{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Now: opts.Now},
+		ledger:  membership.Ledger{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
+		now:     opts.Now,
+		decoder: admission.NewDecoder(mgr.GetScheme()),
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &rosterv1.Invitation{}).
+		WithDefaulter(&invitationDefaulter{g}).
+		WithValidator(&invitationValidator{g}).
+		Complete(); err != nil {
+		return err
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &rosterv1.Member{}).
+		WithDefaulter(&memberDefaulter{g}).
+		WithValidator(&memberValidator{g}).
+		Complete(); err != nil {
+		return err
+	}
+	return ctrl.NewWebhookManagedBy(mgr, &rosterv1.Organization{}).
+		WithValidator(&organizationValidator{g}).
+		Complete()
+}
+
+// gate is what every webhook needs: who is asking and what they are in the organization.
+type gate struct {
+	// reader is the manager's cache, with the field indexes.
+	reader  client.Reader
+	trusted []string
+	claims  membership.Claims
+	ledger  membership.Ledger
+	now     func() time.Time
+	decoder admission.Decoder
+}
+
+// request is one admission request and the standing of who sent it.
+type request struct {
+	admission.Request
+	// User is the requester's Kubernetes username.
+	User string
+	// Trusted is true for Roster's own identities.
+	Trusted bool
+	// System is true for the cluster's own controllers (garbage collector, namespace
+	// deletion), which clean up what their owners' deletion left.
+	System bool
+}
+
+func (g *gate) request(ctx context.Context) (request, error) {
+	req, err := admission.RequestFromContext(ctx)
+	if err != nil {
+		return request{}, apierrors.NewInternalError(err)
+	}
+	u := req.UserInfo.Username
+	return request{
+		Request: req,
+		User:    u,
+		Trusted: slices.Contains(g.trusted, u),
+		System:  strings.HasPrefix(u, "system:serviceaccount:kube-system:") || u == "system:kube-controller-manager",
+	}, nil
+}
+
+// authority is the requester's standing in an organization.
+func (g *gate) authority(ctx context.Context, r request, namespace, org string) (membership.Authority, error) {
+	a, err := membership.RoleIn(ctx, g.reader, namespace, org, r.User, r.UserInfo.Groups)
+	if err != nil {
+		return a, apierrors.NewInternalError(err)
+	}
+	return a, nil
+}
+
+// orDash names a role for a message.
+func orNone(r rosterv1.Role) string {
+	if r == "" {
+		return "no role"
+	}
+	return "role " + string(r)
+}
