@@ -51,15 +51,6 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	return nil
 }
 
-// membersOf lists the Members of an organization.
-func membersOf(ctx context.Context, c client.Reader, namespace, org string) ([]rosterv1.Member, error) {
-	list := &rosterv1.MemberList{}
-	if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{IndexOrganization: org}); err != nil {
-		return nil, err
-	}
-	return list.Items, nil
-}
-
 // requestsForOrganization maps an Organization to requests for the objects of kind list
 // that belong to it, so they are reconciled again when their Organization changes.
 func requestsForOrganization(c client.Reader, list client.ObjectList) func(context.Context, client.Object) []reconcile.Request {

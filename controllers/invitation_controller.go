@@ -158,7 +158,7 @@ func (r *InvitationReconciler) ensureMember(ctx context.Context, inv *rosterv1.I
 	if ok, err := current(ctx, r.APIReader, inv); err != nil || !ok {
 		return nil, err // a stale copy; the pending write brings the invitation back
 	}
-	reason, msg, err := membership.ConflictFor(ctx, r.Client, inv.Namespace, inv.Name, &inv.Spec)
+	reason, msg, err := membership.ConflictFor(ctx, r.Client, inv.Namespace, inv.UID, &inv.Spec)
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,8 @@ type OrganizationReconciler struct {
 	APIReader client.Reader
 	// PortalURL is where the public link points when spec.portalURL is empty.
 	PortalURL string
+
+	tally *memberTally
 }
 
 // Reconcile brings an organization's door number, public link and counts up to date.
@@ -191,28 +193,9 @@ func (r *OrganizationReconciler) syncPublicLink(ctx context.Context, org *roster
 	return nil
 }
 
-// countMembers counts the organization's members by phase.
-func (r *OrganizationReconciler) countMembers(ctx context.Context, org *rosterv1.Organization) error {
-	members, err := membersOf(ctx, r.Client, org.Namespace, org.Name)
-	if err != nil {
-		return err
-	}
-	var c rosterv1.MemberCounts
-	for _, m := range members {
-		switch m.Status.Phase {
-		case rosterv1.MemberInactivated:
-			c.Inactivated++
-		case rosterv1.MemberPending:
-			c.Pending++
-		case rosterv1.MemberActive:
-			c.Active++
-		case rosterv1.MemberRejected:
-			c.Rejected++
-		case rosterv1.MemberTerminated:
-			c.Terminated++
-		}
-	}
-	org.Status.Members = c
+// countMembers copies the organization's member counts, kept as the members' events arrive.
+func (r *OrganizationReconciler) countMembers(_ context.Context, org *rosterv1.Organization) error {
+	org.Status.Members = r.tally.of(types.NamespacedName{Namespace: org.Namespace, Name: org.Name})
 	return nil
 }
 
@@ -279,12 +262,11 @@ func organizationOf(name func(client.Object) string) handler.MapFunc {
 // SetupWithManager watches Organizations, their public link Secrets, and the objects they
 // count.
 func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.tally = newMemberTally()
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&rosterv1.Organization{}).
 		Owns(&corev1.Secret{}).
-		Watches(&rosterv1.Member{}, handler.EnqueueRequestsFromMapFunc(organizationOf(func(o client.Object) string {
-			return o.(*rosterv1.Member).Spec.OrganizationRef.Name
-		}))).
+		Watches(&rosterv1.Member{}, r.tally.handler()).
 		Watches(&rosterv1.ExternalUser{}, handler.EnqueueRequestsFromMapFunc(organizationOf(func(o client.Object) string {
 			return o.(*rosterv1.ExternalUser).Spec.OrganizationRef.Name
 		}))).

@@ -17,9 +17,11 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -140,6 +142,22 @@ Ctrl-C stops everything.
 
 // applySamples creates every object in config/samples in the demo namespace. The SMTP
 // Secret is pointed at the loopback sink, so invitations arrive here.
+// createRetrying creates obj, retrying for a while as GitOps tools do: the webhooks refuse
+// what names an Organization they have not seen yet.
+func createRetrying(ctx context.Context, c client.Client, obj client.Object) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := c.Create(ctx, obj.DeepCopyObject().(client.Object))
+		if err == nil || apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		if time.Now().After(deadline) || (!apierrors.IsInvalid(err) && !apierrors.IsForbidden(err)) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func applySamples(ctx context.Context, c client.Client, dir string, sink *mailsink.Server) error {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); client.IgnoreAlreadyExists(err) != nil {
 		return err
@@ -169,7 +187,7 @@ func applySamples(ctx context.Context, c client.Client, dir string, sink *mailsi
 					"host": sink.Host(), "port": strconv.Itoa(sink.Port()), "tls": "none",
 				}, "stringData")
 			}
-			if err := c.Create(ctx, u); client.IgnoreAlreadyExists(err) != nil {
+			if err := createRetrying(ctx, c, u); err != nil {
 				return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
 			}
 			fmt.Printf("applied %s/%s\n", strings.ToLower(u.GetKind()), u.GetName())

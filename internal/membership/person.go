@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
@@ -89,14 +91,15 @@ func InvitationConflict(m *rosterv1.Member) (rosterv1.InvitationFailureReason, s
 }
 
 // ConflictFor is the first reason among the Members like the invitation's person that it
-// cannot go on, skipping the invitation's own Member.
-func ConflictFor(ctx context.Context, r client.Reader, namespace, invitation string, s *rosterv1.InvitationSpec) (rosterv1.InvitationFailureReason, string, error) {
+// cannot go on. It skips the invitation's own Member, known by its owner reference (uid is
+// the invitation's UID, empty before it is created) rather than by a label anyone can write.
+func ConflictFor(ctx context.Context, r client.Reader, namespace string, uid types.UID, s *rosterv1.InvitationSpec) (rosterv1.InvitationFailureReason, string, error) {
 	like, err := MembersLike(ctx, r, namespace, s)
 	if err != nil {
 		return "", "", err
 	}
 	for i := range like {
-		if like[i].Labels[rosterv1.LabelInvitation] == invitation {
+		if owner := metav1.GetControllerOf(&like[i]); uid != "" && owner != nil && owner.UID == uid {
 			continue
 		}
 		if reason, msg := InvitationConflict(&like[i]); reason != "" {

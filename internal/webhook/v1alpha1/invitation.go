@@ -86,7 +86,7 @@ func (v *invitationValidator) ValidateCreate(ctx context.Context, inv *rosterv1.
 			fmt.Sprintf("%s has %s in Organization %s and cannot invite someone as %s: nobody grants a role above their own. "+
 				"Invite them as %s, or ask a %s of %s to invite them", r.User, orNone(a.Role), org, role, highestGrantable(a.Role), role, org))})
 	}
-	reason, msg, err := membership.ConflictFor(ctx, v.reader, inv.Namespace, inv.Name, &inv.Spec)
+	reason, msg, err := membership.ConflictFor(ctx, v.reader, inv.Namespace, inv.UID, &inv.Spec)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}

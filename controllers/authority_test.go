@@ -1,0 +1,377 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/linktoken"
+	"github.com/roster-dev/roster/internal/membership"
+)
+
+// Authority that cannot be forged. Every spec acts, through the real API server, as one of
+// the attackers of the threat model, each of whom has RBAC to write every Roster object in
+// the namespace (the test clients are in system:masters), so that only the admission
+// webhooks stand in the way:
+//   - mallory, an ordinary Active member of acme;
+//   - eve, who is nobody in acme;
+//   - oscar, a Super Admin of another organization in another namespace;
+//   - adam, an Admin of acme who would like to be more.
+var _ = Describe("Authority that cannot be forged", func() {
+	var (
+		ns                        string
+		mallory, eve, oscar, adam client.Client
+	)
+	const (
+		malloryUser = "mallory"
+		eveUser     = "eve"
+		oscarUser   = "oscar"
+		adamUser    = "adam"
+	)
+
+	BeforeEach(func(ctx context.Context) {
+		ns = newNamespace(ctx)
+		newOrganization(ctx, ns)
+		member(ctx, ns, malloryUser, "mallory@attack.example", rosterv1.RoleMember)
+		member(ctx, ns, adamUser, "adam@attack.example", rosterv1.RoleAdmin)
+		waitMember(ctx, ns, malloryUser, rosterv1.MemberActive)
+		waitMember(ctx, ns, adamUser, rosterv1.MemberActive)
+		other := newNamespace(ctx)
+		Expect(k8sClient.Create(ctx, &rosterv1.Organization{
+			ObjectMeta: metav1.ObjectMeta{Name: "acme", Namespace: other},
+			Spec:       rosterv1.OrganizationSpec{DisplayName: "Other", Admins: []rosterv1.Subject{{Kind: "User", Name: oscarUser}}},
+		})).To(Succeed())
+		mallory, eve, oscar, adam = asUser(malloryUser), asUser(eveUser), asUser(oscarUser), asUser(adamUser)
+	})
+
+	get := func(ctx context.Context, name string) *rosterv1.Member {
+		m := &rosterv1.Member{}
+		Expect(k8sClient.Get(ctx, key(ns, name), m)).To(Succeed())
+		return m
+	}
+	forbidden := func(err error, message string) {
+		GinkgoHelper()
+		Expect(err).To(HaveOccurred())
+		Expect(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring(message))
+	}
+
+	It("roles: nobody changes a role but an admin, and nobody grants a role above their own", func(ctx context.Context) {
+		By("a member promotes herself")
+		forbidden(setSpec(ctx, mallory, get(ctx, malloryUser), `{"role":"SuperAdmin"}`),
+			"only admins of Organization acme change spec.role (approve, reject, remove, restore, change roles and edit work details); mallory has role Member there")
+		By("an admin of another organization promotes her")
+		forbidden(setSpec(ctx, oscar, get(ctx, malloryUser), `{"role":"Admin"}`), "oscar has no role there")
+		By("an Admin mints a Super Admin, himself or another")
+		forbidden(setSpec(ctx, adam, get(ctx, adamUser), `{"role":"SuperAdmin"}`),
+			"adam has role Admin in Organization acme and cannot grant or act on role SuperAdmin: nobody acts above their own role. Ask a SuperAdmin of acme")
+		forbidden(setSpec(ctx, adam, get(ctx, malloryUser), `{"role":"AccountAdmin"}`), "cannot grant or act on role AccountAdmin")
+		forbidden(adam.Create(ctx, invitation(ns, "boss", rosterv1.InvitationMethodEmail, rosterv1.Invitee{Email: "boss@attack.example"},
+			func(i *rosterv1.Invitation) { i.Spec.Role = rosterv1.RoleSuperAdmin })),
+			"adam has role Admin in Organization acme and cannot invite someone as SuperAdmin: nobody grants a role above their own. Invite them as Admin, or ask a SuperAdmin of acme")
+		forbidden(adam.Create(ctx, &rosterv1.Member{ObjectMeta: metav1.ObjectMeta{Name: "boss", Namespace: ns},
+			Spec: rosterv1.MemberSpec{OrganizationRef: rosterv1.OrganizationReference{Name: "acme"}, Username: "boss", Role: rosterv1.RoleSuperAdmin}}),
+			"cannot grant or act on role SuperAdmin")
+		By("an Admin demotes a Super Admin")
+		member(ctx, ns, "sue", "sue@attack.example", rosterv1.RoleSuperAdmin)
+		waitMember(ctx, ns, "sue", rosterv1.MemberActive)
+		forbidden(setSpec(ctx, adam, get(ctx, "sue"), `{"role":"Member"}`), "cannot grant or act on role SuperAdmin")
+
+		By("within their rank, admins do change roles")
+		Expect(setSpec(ctx, adam, get(ctx, malloryUser), `{"role":"Admin"}`)).To(Succeed())
+		Expect(setSpec(ctx, adminClient, get(ctx, adamUser), `{"role":"SuperAdmin"}`)).To(Succeed())
+		Expect(get(ctx, malloryUser).Spec.Role).To(Equal(rosterv1.RoleAdmin))
+	})
+
+	It("provenance: nothing a client writes decides whether someone needs approval", func(ctx context.Context) {
+		By("an admin's directly added member is recorded as the admin's, whatever the client sent")
+		m := &rosterv1.Member{ObjectMeta: metav1.ObjectMeta{Name: "direct", Namespace: ns},
+			Spec: rosterv1.MemberSpec{OrganizationRef: rosterv1.OrganizationReference{Name: "acme"}, DisplayName: "Direct",
+				Provenance: rosterv1.MemberProvenance{JoinMethod: rosterv1.JoinMethodPublicLink, InvitedBy: "someone", InviterRole: rosterv1.RoleMember, ApprovalBy: "someone"}}}
+		Expect(adam.Create(ctx, m)).To(Succeed())
+		Expect(m.Spec.Provenance).To(Equal(rosterv1.MemberProvenance{InvitedBy: adamUser, InviterRole: rosterv1.RoleAdmin}))
+
+		By("a member who joined by the public link waits for approval; rewriting the provenance changes nothing")
+		p := member(ctx, ns, "pat", "pat@attack.example", rosterv1.RoleMember, func(m *rosterv1.Member) {
+			m.Spec.Provenance.JoinMethod = rosterv1.JoinMethodPublicLink
+		})
+		waitMember(ctx, ns, "pat", rosterv1.MemberPending)
+		err := mallory.Patch(ctx, p, client.RawPatch("application/merge-patch+json",
+			[]byte(`{"spec":{"provenance":{"joinMethod":null,"inviterRole":"SuperAdmin","invitedBy":"alice@acme.example"}}}`)))
+		Expect(err).NotTo(HaveOccurred(), "the webhook keeps the recorded values, so the write is harmless")
+		Expect(get(ctx, "pat").Spec.Provenance).To(Equal(rosterv1.MemberProvenance{JoinMethod: rosterv1.JoinMethodPublicLink}))
+		poke(ctx, p)
+		Consistently(func() rosterv1.MemberPhase { return get(ctx, "pat").Status.Phase }, "1s", interval).Should(Equal(rosterv1.MemberPending))
+
+		By("nor does writing status")
+		p = get(ctx, "pat")
+		forbidden(mallory.Status().Patch(ctx, p, client.RawPatch("application/merge-patch+json",
+			[]byte(`{"status":{"phase":"Active","requiresApproval":false}}`))), "only Roster writes a member's status")
+		inv := invite(ctx, mallory, invitation(ns, "by-mallory", rosterv1.InvitationMethodLink, rosterv1.Invitee{Name: "M"}), rosterv1.InvitationSent)
+		for _, c := range []client.Client{mallory, eve} {
+			forbidden(c.Status().Patch(ctx, inv, client.RawPatch("application/merge-patch+json", []byte(`{"status":{"requiresApproval":false}}`))),
+				"only Roster writes an invitation's status")
+		}
+		By("nor approving oneself")
+		forbidden(setSpec(ctx, mallory, p, `{"approval":"Approved"}`), "only admins of Organization acme change spec.approval")
+	})
+
+	It("sign-up claims: only the sign-up pages set spec.username, so nobody takes over someone else's invitation", func(ctx context.Context) {
+		inv := invite(ctx, adminClient, invitation(ns, "victim", rosterv1.InvitationMethodEmail,
+			rosterv1.Invitee{Name: "Victim", Email: "victim@attack.example"}, func(i *rosterv1.Invitation) { i.Spec.Role = rosterv1.RoleAdmin }),
+			rosterv1.InvitationSent)
+		victim := waitMember(ctx, ns, "victim", rosterv1.MemberInactivated)
+		for who, c := range map[string]client.Client{malloryUser: mallory, eveUser: eve, oscarUser: oscar, adminUser: adminClient} {
+			forbidden(setSpec(ctx, c, victim, `{"username":"`+who+`","email":"`+who+`@attack.example"}`),
+				"spec.username is set when the person signs up through their invitation link; nobody sets it for them")
+		}
+		Consistently(func() rosterv1.InvitationPhase {
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(inv), inv)).To(Succeed())
+			return inv.Status.Phase
+		}, "1s", interval).Should(Equal(rosterv1.InvitationSent))
+	})
+
+	It("members created directly: only admins add them, so nobody skips the invitation and its approval", func(ctx context.Context) {
+		for who, c := range map[string]client.Client{malloryUser: mallory, eveUser: eve, oscarUser: oscar} {
+			err := c.Create(ctx, &rosterv1.Member{ObjectMeta: metav1.ObjectMeta{Name: "sneak-" + who, Namespace: ns},
+				Spec: rosterv1.MemberSpec{OrganizationRef: rosterv1.OrganizationReference{Name: "acme"}, Username: "sneak-" + who}})
+			forbidden(err, "only admins of Organization acme add members directly")
+			Expect(err.Error()).To(ContainSubstring("create an Invitation for the person instead"))
+		}
+		By("an admin may, and the username must be free")
+		forbidden(adminClient.Create(ctx, &rosterv1.Member{ObjectMeta: metav1.ObjectMeta{Name: "mallory-2", Namespace: ns},
+			Spec: rosterv1.MemberSpec{OrganizationRef: rosterv1.OrganizationReference{Name: "acme"}, Username: malloryUser}}),
+			`username "mallory" is already Member mallory's in Organization acme`)
+	})
+
+	It("invitations: only members invite, and only into an organization that exists", func(ctx context.Context) {
+		forbidden(eve.Create(ctx, invitation(ns, "from-eve", rosterv1.InvitationMethodEmail, rosterv1.Invitee{Email: "x@attack.example"})),
+			"eve is not an active member of Organization acme; only its members invite")
+		forbidden(oscar.Create(ctx, invitation(ns, "from-oscar", rosterv1.InvitationMethodEmail, rosterv1.Invitee{Email: "x@attack.example"})),
+			"oscar is not an active member of Organization acme")
+		forbidden(adminClient.Create(ctx, invitation(ns, "early", rosterv1.InvitationMethodEmail, rosterv1.Invitee{Email: "x@attack.example"},
+			func(i *rosterv1.Invitation) { i.Spec.OrganizationRef.Name = "later" })),
+			"spec.organizationRef.name: Not found: \"later: create Organization later in namespace "+ns+" first (GitOps tools retry until it exists)\"")
+		By("once the Organization exists, the same invitation is admitted and checked")
+		newOrganization(ctx, ns, func(o *rosterv1.Organization) { o.Name = "later" })
+		Expect(adminClient.Create(ctx, invitation(ns, "early", rosterv1.InvitationMethodEmail, rosterv1.Invitee{Email: "x@attack.example"},
+			func(i *rosterv1.Invitation) { i.Spec.OrganizationRef.Name = "later" }))).To(Succeed())
+	})
+
+	It("plan and quota, like every setting of the organization, are an admin's to change", func(ctx context.Context) {
+		org := &rosterv1.Organization{}
+		Expect(k8sClient.Get(ctx, key(ns, "acme"), org)).To(Succeed())
+		for _, c := range []client.Client{mallory, eve, oscar} {
+			forbidden(setSpec(ctx, c, org, `{"plan":"Paid"}`), "only admins of Organization acme change its spec")
+			forbidden(setSpec(ctx, c, org, `{"importQuota":{"perUserPerDay":100}}`), "only admins of Organization acme change its spec")
+			forbidden(setSpec(ctx, c, org, `{"portalURL":"https://evil.example"}`), "only admins of Organization acme change its spec")
+		}
+		forbidden(setSpec(ctx, adam, org, `{"admins":[{"kind":"User","name":"adam"}]}`), "only Super Admins of Organization acme change spec.admins; adam has role Admin there")
+		Expect(setSpec(ctx, adam, org, `{"plan":"Paid"}`)).To(Succeed())
+	})
+
+	It("daily quota: 20 parallel creates admit exactly the quota", func(ctx context.Context) {
+		org := &rosterv1.Organization{}
+		Expect(k8sClient.Get(ctx, key(ns, "acme"), org)).To(Succeed())
+		Expect(setSpec(ctx, adminClient, org, `{"importQuota":{"perUserPerDay":5}}`)).To(Succeed())
+		Eventually(func() int32 { // the webhook reads the Organization from the manager's cache
+			Expect(mgrClient.Get(ctx, key(ns, "acme"), org)).To(Succeed())
+			return ptr.Deref(org.Spec.ImportQuota.PerUserPerDay, -1)
+		}, timeout, interval).Should(BeEquivalentTo(5))
+		var admitted, refused atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				err := mallory.Create(ctx, invitation(ns, fmt.Sprintf("burst-%d", i), rosterv1.InvitationMethodLink, rosterv1.Invitee{Name: fmt.Sprintf("B%d", i)}))
+				switch {
+				case err == nil:
+					admitted.Add(1)
+				case apierrors.IsForbidden(err):
+					Expect(err.Error()).To(ContainSubstring("QuotaExceeded"))
+					refused.Add(1)
+				default:
+					Fail(err.Error())
+				}
+			})
+		}
+		wg.Wait()
+		Expect(admitted.Load()).To(BeEquivalentTo(5))
+		Expect(refused.Load()).To(BeEquivalentTo(15))
+	})
+
+	It("deletes: only admins delete, and an inviter cancels only their own pending invitation", func(ctx context.Context) {
+		invite(ctx, adminClient, invitation(ns, "admins", rosterv1.InvitationMethodLink, rosterv1.Invitee{Name: "A"}), rosterv1.InvitationSent)
+		own := invite(ctx, mallory, invitation(ns, "own", rosterv1.InvitationMethodLink, rosterv1.Invitee{Name: "O"}), rosterv1.InvitationSent)
+		removed := member(ctx, ns, "removed", "removed@attack.example", rosterv1.RoleMember, func(m *rosterv1.Member) { m.Spec.Access = rosterv1.AccessTerminated })
+		waitMember(ctx, ns, "removed", rosterv1.MemberTerminated)
+
+		for _, c := range []client.Client{mallory, eve, oscar} {
+			forbidden(c.Delete(ctx, &rosterv1.Invitation{ObjectMeta: metav1.ObjectMeta{Name: "admins", Namespace: ns}}),
+				"only admins of Organization acme delete invitations, and inviters cancel their own until accepted")
+			forbidden(c.Delete(ctx, removed), "only admins of Organization acme delete members")
+		}
+		sue := member(ctx, ns, "sue", "sue@attack.example", rosterv1.RoleSuperAdmin)
+		forbidden(adam.Delete(ctx, sue), "adam has role Admin in Organization acme and cannot grant or act on role SuperAdmin")
+		Expect(mallory.Delete(ctx, own)).To(Succeed(), "an inviter cancels her own pending invitation")
+		Expect(adam.Delete(ctx, removed)).To(Succeed())
+	})
+
+	It("contact invitations look only in the organization's namespace, and say nothing of others", func(ctx context.Context) {
+		elsewhere := newNamespace(ctx)
+		Expect(k8sClient.Create(ctx, &rosterv1.Organization{
+			ObjectMeta: metav1.ObjectMeta{Name: "o", Namespace: elsewhere},
+			Spec:       rosterv1.OrganizationSpec{DisplayName: "O", Admins: []rosterv1.Subject{{Kind: "User", Name: oscarUser}}},
+		})).To(Succeed())
+		Eventually(func() error {
+			return oscar.Create(ctx, &rosterv1.Invitation{ObjectMeta: metav1.ObjectMeta{Name: "steal", Namespace: elsewhere},
+				Spec: rosterv1.InvitationSpec{OrganizationRef: rosterv1.OrganizationReference{Name: "o"}, Method: rosterv1.InvitationMethodContact,
+					Invitee: rosterv1.Invitee{Username: malloryUser}}})
+		}, timeout, interval).Should(Succeed())
+		Expect(oscar.Create(ctx, &rosterv1.Invitation{ObjectMeta: metav1.ObjectMeta{Name: "nobody", Namespace: elsewhere},
+			Spec: rosterv1.InvitationSpec{OrganizationRef: rosterv1.OrganizationReference{Name: "o"}, Method: rosterv1.InvitationMethodContact,
+				Invitee: rosterv1.Invitee{Username: "no-such-user"}}})).To(Succeed())
+		messages := map[string]string{}
+		for _, name := range []string{"steal", "nobody"} {
+			inv := &rosterv1.Invitation{}
+			Eventually(func(g Gomega) {
+				g.Expect(k8sClient.Get(ctx, key(elsewhere, name), inv)).To(Succeed())
+				g.Expect(readyCondition(inv.Status.Conditions)).NotTo(BeNil())
+				g.Expect(readyCondition(inv.Status.Conditions).Reason).To(Equal("AccountNotFound"))
+			}, timeout, interval).Should(Succeed())
+			messages[name] = readyCondition(inv.Status.Conditions).Message
+			Expect(k8sClient.Get(ctx, key(elsewhere, name), &rosterv1.Member{})).NotTo(Succeed(), "no Member with someone else's email and phone")
+		}
+		Expect(messages["steal"]).To(Equal(fmt.Sprintf(`No account with username "mallory" in namespace %s; invite them by email or phone instead`, elsewhere)))
+		Expect(messages["nobody"]).To(Equal(fmt.Sprintf(`No account with username "no-such-user" in namespace %s; invite them by email or phone instead`, elsewhere)))
+		Expect(notifier.to("mallory@attack.example")).To(BeEmpty())
+	})
+
+	It("link tokens: only the Secret the invitation names opens it", func(ctx context.Context) {
+		inv := invite(ctx, adminClient, invitation(ns, "target", rosterv1.InvitationMethodEmail, rosterv1.Invitee{Email: "target@attack.example"}),
+			rosterv1.InvitationSent)
+		token, hash, err := linktoken.New()
+		Expect(err).NotTo(HaveOccurred())
+		forged := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "forged-link", Namespace: ns,
+			Labels: map[string]string{rosterv1.LabelPartOf: rosterv1.PartOfRoster, rosterv1.LabelInvitation: inv.Name, linktoken.HashLabel: linktoken.LabelValue(hash)},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: rosterv1.GroupVersion.String(), Kind: "Invitation", Name: inv.Name, UID: inv.UID,
+				Controller: ptr.To(true)}}},
+			Data: map[string][]byte{linktoken.SecretKeyHash: []byte(hash)}}
+		Expect(mallory.Create(ctx, forged)).To(Succeed())
+		Consistently(func() error { _, err := acceptor().Lookup(ctx, token); return err }, "1s", interval).Should(MatchError(membership.ErrInvalidLink))
+		_, err = acceptor().Accept(ctx, token, membership.SignUp{Username: "mallory2"})
+		Expect(err).To(MatchError(membership.ErrInvalidLink))
+	})
+
+	It("a sign-up and a delete of its invitation right after: the new member stays", func(ctx context.Context) {
+		invite(ctx, adminClient, invitation(ns, "quick", rosterv1.InvitationMethodEmail, rosterv1.Invitee{Email: "quick@attack.example"}), rosterv1.InvitationSent)
+		m, err := accept(ctx, "quick@attack.example", membership.SignUp{Username: "quick"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(metav1.GetControllerOf(m)).To(BeNil(), "the sign-up itself releases the member from the invitation")
+		Expect(adminClient.Delete(ctx, &rosterv1.Invitation{ObjectMeta: metav1.ObjectMeta{Name: "quick", Namespace: ns}})).To(Succeed())
+		Eventually(func() error { return k8sClient.Get(ctx, key(ns, "quick"), &rosterv1.Invitation{}) }, timeout, interval).ShouldNot(Succeed())
+		Consistently(func() error { return k8sClient.Get(ctx, key(ns, "quick"), &rosterv1.Member{}) }, "1s", interval).Should(Succeed())
+	})
+
+	It("uniqueness: of 20 parallel sign-ups with one username, one wins", func(ctx context.Context) {
+		tokens := make([]string, 20)
+		for i := range 20 {
+			email := fmt.Sprintf("same-%d@attack.example", i)
+			invite(ctx, adminClient, invitation(ns, fmt.Sprintf("same-%d", i), rosterv1.InvitationMethodEmail, rosterv1.Invitee{Email: email}), rosterv1.InvitationSent)
+			_, tokens[i] = linkIn(notifier.to(email)[0])
+		}
+		for _, t := range tokens { // the manager's cache has every token before the race starts
+			Eventually(func() error { _, err := acceptor().Lookup(ctx, t); return err }, timeout, interval).Should(Succeed())
+		}
+		var won, taken atomic.Int32
+		var wg sync.WaitGroup
+		for _, t := range tokens {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				_, err := acceptor().Accept(ctx, t, membership.SignUp{Username: "highlander"})
+				switch {
+				case err == nil:
+					won.Add(1)
+				case err == membership.ErrUsernameTaken:
+					taken.Add(1)
+				default:
+					Fail(err.Error())
+				}
+			})
+		}
+		wg.Wait()
+		Expect(won.Load()).To(BeEquivalentTo(1))
+		Expect(taken.Load()).To(BeEquivalentTo(19))
+		list := &rosterv1.MemberList{}
+		Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+		n := 0
+		for _, m := range list.Items {
+			if m.Spec.Username == "highlander" {
+				n++
+			}
+		}
+		Expect(n).To(Equal(1))
+	})
+})
+
+var _ = Describe("Door numbers", func() {
+	It("of 20 organizations created at once with one door number, one holds it", func(ctx context.Context) {
+		const door = "55501234"
+		namespaces := make([]string, 20)
+		for i := range namespaces {
+			namespaces[i] = newNamespace(ctx)
+		}
+		var wg sync.WaitGroup
+		for _, ns := range namespaces {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				_ = k8sClient.Create(ctx, &rosterv1.Organization{ObjectMeta: metav1.ObjectMeta{Name: "acme", Namespace: ns},
+					Spec: rosterv1.OrganizationSpec{DisplayName: "Acme", DoorNumber: door}})
+			})
+		}
+		wg.Wait()
+		// holders counts the organizations whose door number is in force, and those told that
+		// it is taken; every organization that was admitted is one or the other.
+		holders := func() (n, taken, admitted int) {
+			for _, ns := range namespaces {
+				org := &rosterv1.Organization{}
+				if err := k8sClient.Get(ctx, key(ns, "acme"), org); err != nil {
+					continue
+				}
+				admitted++
+				if org.Status.DoorNumber == door {
+					n++
+				}
+				if c := readyCondition(org.Status.Conditions); c != nil && c.Reason == "DoorNumberTaken" {
+					taken++
+				}
+			}
+			return n, taken, admitted
+		}
+		Eventually(func(g Gomega) {
+			n, taken, admitted := holders()
+			g.Expect(n).To(Equal(1))
+			g.Expect(n + taken).To(Equal(admitted))
+		}, timeout, interval).Should(Succeed())
+		Consistently(func() int { n, _, _ := holders(); return n }, "2s", interval).Should(Equal(1))
+
+		By("the holder is the one the door number leads to, and a later organization is refused")
+		org, err := acceptor().OrganizationForDoorNumber(ctx, door)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(org.Status.DoorNumber).To(Equal(door))
+		late := newNamespace(ctx)
+		err = k8sClient.Create(ctx, &rosterv1.Organization{ObjectMeta: metav1.ObjectMeta{Name: "acme", Namespace: late},
+			Spec: rosterv1.OrganizationSpec{DisplayName: "Late", DoorNumber: door}})
+		Expect(err).To(MatchError(ContainSubstring(`spec.doorNumber: Duplicate value: "` + door + `"`)))
+	})
+})
