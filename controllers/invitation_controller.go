@@ -190,7 +190,8 @@ func (r *InvitationReconciler) newMember(ctx context.Context, inv *rosterv1.Invi
 			return nil, err
 		}
 		if account == nil {
-			ready(inv, false, "AccountNotFound", fmt.Sprintf("No account with username %q exists; invite them by email or phone instead", inv.Spec.Invitee.Username))
+			ready(inv, false, "AccountNotFound", fmt.Sprintf("No account with username %q in namespace %s; invite them by email or phone instead",
+				inv.Spec.Invitee.Username, inv.Namespace))
 			return nil, nil
 		}
 		name, email, phone = firstNonEmpty(name, account.Spec.DisplayName), account.Spec.Email, account.Spec.Phone
