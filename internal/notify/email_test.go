@@ -18,6 +18,9 @@ import (
 	"github.com/roster-dev/roster/internal/notify/mailsink"
 )
 
+// testFrom is the organization's sender in these tests.
+const testFrom = "Roster <noreply@roster.example>"
+
 func emailSettings(t *testing.T, sink *mailsink.Server, extra map[string]string) *notify.EmailSettings {
 	t.Helper()
 	data := map[string][]byte{
@@ -27,7 +30,7 @@ func emailSettings(t *testing.T, sink *mailsink.Server, extra map[string]string)
 	for k, v := range extra {
 		data[k] = []byte(v)
 	}
-	s, err := notify.EmailSettingsFromSecret(data, "Roster <noreply@roster.example>")
+	s, err := notify.EmailSettingsFromSecret(data, testFrom)
 	if err != nil {
 		t.Fatalf("EmailSettingsFromSecret: %v", err)
 	}
@@ -105,8 +108,8 @@ func TestEmailDeliversMultipartMessage(t *testing.T) {
 			if !strings.Contains(m.HTML, `href="https://portal.example.com/invite?token=s3cr3t-t0ken&amp;org=acme"`) {
 				t.Errorf("HTML part lacks the escaped link:\n%s", m.HTML)
 			}
-			if m.MessageID != notify.MessageID(msg.Key) {
-				t.Errorf("Message-ID = %q, want %q", m.MessageID, notify.MessageID(msg.Key))
+			if m.MessageID != notify.MessageID(msg.Key, testFrom) {
+				t.Errorf("Message-ID = %q, want %q", m.MessageID, notify.MessageID(msg.Key, testFrom))
 			}
 			if got := m.Header.Get(notify.HeaderIdempotencyKeyEmail); got != msg.Key {
 				t.Errorf("%s = %q, want %q", notify.HeaderIdempotencyKeyEmail, got, msg.Key)
@@ -138,8 +141,10 @@ func TestEmailMessageIDIsDeterministic(t *testing.T) {
 	if mails[1].MessageID == mails[2].MessageID {
 		t.Errorf("different keys gave the same Message-ID %q", mails[2].MessageID)
 	}
-	if !strings.HasSuffix(mails[0].MessageID, "@roster.dev>") || len(mails[0].MessageID) != len("<@roster.dev>")+32 {
-		t.Errorf("Message-ID %q is not <32 hex chars@roster.dev>", mails[0].MessageID)
+	// The domain is the sender's, not Roster's: a Message-ID from a domain
+	// unrelated to From counts against the mail in spam filters.
+	if !strings.HasSuffix(mails[0].MessageID, "@roster.example>") || len(mails[0].MessageID) != len("<@roster.example>")+32 {
+		t.Errorf("Message-ID %q is not <32 hex chars@roster.example>", mails[0].MessageID)
 	}
 }
 
@@ -293,5 +298,30 @@ func TestBrokenOverrideOnlyAffectsItsChannel(t *testing.T) {
 	}
 	if n := len(sink.Messages()); n != 1 {
 		t.Errorf("sink received %d messages, want 1", n)
+	}
+}
+
+func TestMessageIDTakesTheSendersDomain(t *testing.T) {
+	const key = "uid-1/invitation/1"
+	cases := []struct{ sender, domain string }{
+		{"people@acme.example", "acme.example"},
+		{"Acme People <people@Mail.ACME.example>", "mail.acme.example"},
+		{`"Acme, Inc." <people@acme.example>`, "acme.example"},
+		// No plain ASCII domain: Roster's own stands in.
+		{"people@bücher.example", notify.MessageIDDomain},
+		{"people@[192.0.2.1]", notify.MessageIDDomain},
+		{"not an address", notify.MessageIDDomain},
+	}
+	for _, tc := range cases {
+		got := notify.MessageID(key, tc.sender)
+		if !strings.HasPrefix(got, "<") || !strings.HasSuffix(got, "@"+tc.domain+">") || len(got) != len("<@"+tc.domain+">")+32 {
+			t.Errorf("MessageID(%q, %q) = %q, want <32 hex chars@%s>", key, tc.sender, got, tc.domain)
+		}
+		if again := notify.MessageID(key, tc.sender); again != got {
+			t.Errorf("MessageID is not deterministic: %q then %q", got, again)
+		}
+	}
+	if notify.MessageID(key, "a@one.example") == notify.MessageID(key+"x", "a@one.example") {
+		t.Error("different keys gave the same Message-ID")
 	}
 }

@@ -7,6 +7,8 @@ Licensed under the Apache License, Version 2.0.
 package notify_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -74,3 +76,6 @@ func assertNoSecrets(t *testing.T, err error, secrets ...string) {
 		}
 	}
 }
+
+// bufioReader reads b through a bufio.Reader, as textproto needs.
+func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }

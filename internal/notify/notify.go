@@ -8,6 +8,7 @@ package notify
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"fmt"
 )
@@ -124,13 +125,41 @@ type EmailSettings struct {
 	// From is the sender, optionally with a display name
 	// ("Roster <noreply@example.com>").
 	From string
+	// DKIM, when set, signs every mail; nil sends unsigned mail.
+	DKIM *DKIMSettings
 }
 
-// String hides the password so settings can be logged or printed in test
-// failures without leaking it.
+// DKIMSettings sign outgoing mail with DKIM (RFC 6376), so receivers can
+// tell the mail really comes from the sender's domain and do not file it
+// as spam. The public key is published by the organization in DNS at
+// <Selector>._domainkey.<Domain>.
+type DKIMSettings struct {
+	// Domain is the signing domain (d=), normally the From address's.
+	Domain string
+	// Selector picks the public key record (s=).
+	Selector string
+	// Key is the private key: *rsa.PrivateKey or ed25519.PrivateKey. It is
+	// never printed; see EmailSettings.String.
+	Key crypto.Signer
+}
+
+// String names the key's DNS record and hides the key itself.
+func (d DKIMSettings) String() string {
+	return fmt.Sprintf("DKIMSettings{Domain:%s Selector:%s Key:%s}", d.Domain, d.Selector, mask(fmt.Sprintf("%T", d.Key)))
+}
+
+// GoString hides the key from %#v as well.
+func (d DKIMSettings) GoString() string { return d.String() }
+
+// String hides the password and the DKIM key so settings can be logged or
+// printed in test failures without leaking them.
 func (e EmailSettings) String() string {
-	return fmt.Sprintf("EmailSettings{Host:%s Port:%d Username:%s Password:%s TLS:%s InsecureSkipVerify:%t CustomCA:%t From:%s}",
-		e.Host, e.Port, e.Username, mask(e.Password), e.TLS, e.InsecureSkipVerify, e.RootCAs != nil, e.From)
+	dkim := ""
+	if e.DKIM != nil {
+		dkim = e.DKIM.Selector + "._domainkey." + e.DKIM.Domain
+	}
+	return fmt.Sprintf("EmailSettings{Host:%s Port:%d Username:%s Password:%s TLS:%s InsecureSkipVerify:%t CustomCA:%t From:%s DKIM:%s}",
+		e.Host, e.Port, e.Username, mask(e.Password), e.TLS, e.InsecureSkipVerify, e.RootCAs != nil, e.From, dkim)
 }
 
 // GoString hides the password from %#v as well.

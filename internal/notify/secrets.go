@@ -7,7 +7,12 @@ Licensed under the Apache License, Version 2.0.
 package notify
 
 import (
+	"bytes"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -43,6 +48,17 @@ const (
 	SecretKeyToken = "token"
 	// SecretKeySigningKey is the webhook's HMAC key.
 	SecretKeySigningKey = "signingKey"
+	// SecretKeyDKIMPrivateKey is the PEM private key (RSA of at least 1024
+	// bits, or Ed25519; PKCS#1 or PKCS#8) that signs outgoing mail with
+	// DKIM. Receivers that can verify a signature for the From domain are
+	// far less likely to file the mail as spam.
+	SecretKeyDKIMPrivateKey = "dkimPrivateKey"
+	// SecretKeyDKIMSelector names the DNS record holding the public key:
+	// <selector>._domainkey.<domain>. Required with a DKIM key.
+	SecretKeyDKIMSelector = "dkimSelector"
+	// SecretKeyDKIMDomain is the signing domain (d=); it defaults to the
+	// sender address's domain, which is what DMARC alignment wants.
+	SecretKeyDKIMDomain = "dkimDomain"
 )
 
 // DefaultSMTPPort is the submission port, used when the Secret has no port.
@@ -56,7 +72,8 @@ const DefaultSMTPPort = 587
 // Keys: host (required), port (default 587), username and password
 // (optional; AUTH only when username is set), tls = starttls (default) |
 // tls | none, insecureSkipVerify = "true" (tests and demos only), caBundle
-// (PEM, for a private CA).
+// (PEM, for a private CA), dkimPrivateKey, dkimSelector and dkimDomain
+// (optional DKIM signing; see SecretKeyDKIMPrivateKey).
 func EmailSettingsFromSecret(data map[string][]byte, from string) (*EmailSettings, error) {
 	const kind = "email"
 	host := plain(data, SecretKeyHost)
@@ -121,7 +138,100 @@ func EmailSettingsFromSecret(data map[string][]byte, from string) (*EmailSetting
 		return nil, fmt.Errorf("%s settings: sender address is not a valid email address", kind)
 	}
 	s.From = from
+	dkim, err := dkimSettingsFromSecret(data, from)
+	if err != nil {
+		return nil, err
+	}
+	s.DKIM = dkim
 	return s, nil
+}
+
+// dkimSettingsFromSecret reads the optional DKIM keys. A DKIM key that is
+// present but unusable is an error rather than a reason to send unsigned:
+// the organization asked for signed mail. Errors are permanent *Error
+// values (retrying cannot help until the Secret changes) and never contain
+// the key or any part of it, nor the parser's own message about it.
+func dkimSettingsFromSecret(data map[string][]byte, from string) (*DKIMSettings, error) {
+	const kind = "email"
+	pemKey := bytes.TrimSpace(data[SecretKeyDKIMPrivateKey])
+	selector := plain(data, SecretKeyDKIMSelector)
+	domain := plain(data, SecretKeyDKIMDomain)
+	if len(pemKey) == 0 {
+		for _, k := range []string{SecretKeyDKIMSelector, SecretKeyDKIMDomain} {
+			if plain(data, k) != "" {
+				return nil, settingError(invalid(kind, k, fmt.Sprintf("requires key %q", SecretKeyDKIMPrivateKey)))
+			}
+		}
+		return nil, nil
+	}
+	key, why := parseDKIMKey(pemKey)
+	if why != "" {
+		return nil, settingError(invalid(kind, SecretKeyDKIMPrivateKey, why))
+	}
+	if selector == "" {
+		return nil, settingError(fmt.Errorf("%s settings: Secret key %q is required with key %q", kind, SecretKeyDKIMSelector, SecretKeyDKIMPrivateKey))
+	}
+	if !isDNSName(selector) {
+		return nil, settingError(invalid(kind, SecretKeyDKIMSelector, "must be a DNS name (letters, digits, hyphens, dots)"))
+	}
+	if domain == "" {
+		a, err := mail.ParseAddress(from)
+		if err != nil {
+			return nil, settingError(fmt.Errorf("%s settings: sender address is not a valid email address", kind))
+		}
+		domain = addressDomain(a.Address)
+		if !isDNSName(domain) {
+			return nil, settingError(fmt.Errorf("%s settings: the sender's domain cannot sign with DKIM; set Secret key %q", kind, SecretKeyDKIMDomain))
+		}
+	} else if !isDNSName(domain) {
+		return nil, settingError(invalid(kind, SecretKeyDKIMDomain, "must be a DNS name (letters, digits, hyphens, dots)"))
+	}
+	return &DKIMSettings{Domain: strings.ToLower(domain), Selector: selector, Key: key}, nil
+}
+
+// minDKIMRSABits is RFC 8301's floor: verifiers treat signatures by
+// smaller RSA keys as invalid.
+const minDKIMRSABits = 1024
+
+// parseDKIMKey decodes a PEM private key usable for DKIM. On failure it
+// returns why in words fit for status, without the parser's error (which
+// could quote the input).
+func parseDKIMKey(pemKey []byte) (crypto.Signer, string) {
+	const want = "must be a PEM-encoded RSA or Ed25519 private key (PKCS#1 or PKCS#8)"
+	block, _ := pem.Decode(pemKey)
+	if block == nil {
+		return nil, want
+	}
+	var key any
+	var err error
+	switch block.Type {
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	default:
+		return nil, want
+	}
+	if err != nil {
+		return nil, want
+	}
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		if k.N.BitLen() < minDKIMRSABits {
+			return nil, fmt.Sprintf("is an RSA key shorter than %d bits; use 2048 bits or Ed25519", minDKIMRSABits)
+		}
+		return k, ""
+	case ed25519.PrivateKey:
+		return k, ""
+	default:
+		return nil, want
+	}
+}
+
+// settingError marks a settings error as a permanent email error, so
+// IsPermanent reports it as one; its text is err's.
+func settingError(err error) error {
+	return &Error{Channel: ChannelEmail, Permanent: true, msg: err.Error(), cause: err}
 }
 
 // SMSSettingsFromSecret parses an SMS provider Secret's data. Keys: url

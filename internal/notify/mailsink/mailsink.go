@@ -10,6 +10,13 @@ Licensed under the Apache License, Version 2.0.
 // provider. It can require AUTH PLAIN, speak STARTTLS or implicit TLS with
 // a certificate generated in memory, reject recipients, fail temporarily,
 // and go down and come back on the same port.
+//
+// The sink is deliberately as strict as RFC 5321 where clients commonly go
+// wrong: MAIL FROM and RCPT TO must carry the path in angle brackets right
+// after the colon, or the command is answered with 501, as strict
+// production servers do. go-smtp, which implements the rest of the
+// protocol, would accept a bare address, so a relay in front of it checks
+// the raw command lines (see frontend.go).
 package mailsink
 
 import (
@@ -114,9 +121,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	addr     string
-	srv      *smtp.Server
-	listener net.Listener
-	served   chan struct{}
+	inst     *instance // nil while down
 	mails    []Mail
 	changed  chan struct{}
 	rejected map[string]bool
@@ -192,6 +197,49 @@ func (s *Server) CertPool() *x509.CertPool {
 	return p
 }
 
+// instance is the sink between one Up and the next Down: the TCP
+// listener, the go-smtp server behind the relays, and the relays' client
+// connections, which Down must close itself because go-smtp only sees the
+// pipes.
+type instance struct {
+	tcp    net.Listener
+	pipes  *pipeListener
+	srv    *smtp.Server
+	served chan struct{} // closed when go-smtp's Serve returns
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	closing bool
+}
+
+// track registers a client connection, or reports false when Down has
+// already started.
+func (in *instance) track(c net.Conn) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closing {
+		return false
+	}
+	in.conns[c] = struct{}{}
+	return true
+}
+
+func (in *instance) untrack(c net.Conn) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	delete(in.conns, c)
+}
+
+func (in *instance) closeConns() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.closing = true
+	for c := range in.conns {
+		_ = c.Close()
+	}
+}
+
 // Up starts listening on Addr. After Down it reopens the same port, so a
 // client configured with the old address reaches the server again.
 func (s *Server) Up() error {
@@ -200,7 +248,7 @@ func (s *Server) Up() error {
 	if s.closed {
 		return errors.New("mailsink: server is closed")
 	}
-	if s.srv != nil {
+	if s.inst != nil {
 		return nil
 	}
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12}
@@ -208,31 +256,60 @@ func (s *Server) Up() error {
 	if err != nil {
 		return fmt.Errorf("mailsink: listen: %w", err)
 	}
-	if s.opts.TLS == TLSImplicit {
-		l = tls.NewListener(l, tlsConfig)
-	}
 	srv := smtp.NewServer(backend{s})
 	srv.Domain = s.opts.Domain
-	srv.ReadTimeout = time.Minute
-	srv.WriteTimeout = time.Minute
+	// No Read/WriteTimeout: the relay enforces them on the client
+	// connection and closes the pipe when it gives up.
 	srv.MaxMessageBytes = 10 << 20
 	srv.MaxRecipients = 100
 	srv.ErrorLog = log.New(io.Discard, "", 0)
-	if s.opts.TLS == TLSStartTLS {
+	if s.opts.TLS != TLSNone {
+		// For STARTTLS go-smtp offers and performs the upgrade; for both
+		// modes it needs the config to speak TLS with the relay.
 		srv.TLSConfig = tlsConfig
 	}
 	// Without TLS there is no other way to authenticate; the sink only
 	// listens on loopback.
 	srv.AllowInsecureAuth = s.opts.TLS == TLSNone
 
-	served := make(chan struct{})
+	in := &instance{
+		tcp:    l,
+		pipes:  newPipeListener(l.Addr()),
+		srv:    srv,
+		served: make(chan struct{}),
+		conns:  map[net.Conn]struct{}{},
+	}
 	go func() {
-		defer close(served)
-		_ = srv.Serve(l)
+		defer close(in.served)
+		_ = srv.Serve(in.pipes)
 	}()
-	s.srv = srv
-	s.listener = l
-	s.served = served
+	inner := &tls.Config{RootCAs: s.CertPool(), ServerName: "localhost", MinVersion: tls.VersionTLS12}
+	in.wg.Add(1)
+	go func() {
+		defer in.wg.Done()
+		for {
+			c, err := l.Accept()
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if err != nil { // e.g. out of file descriptors; try again
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			if !in.track(c) {
+				_ = c.Close()
+				return
+			}
+			in.wg.Add(1)
+			go func() {
+				defer in.wg.Done()
+				defer in.untrack(c)
+				r := &relay{raw: c, client: c, pipes: in.pipes, tlsSrv: tlsConfig, tlsInner: inner}
+				r.serve(s.opts.TLS == TLSImplicit)
+			}()
+		}
+	}()
+	s.inst = in
 	s.addr = l.Addr().String()
 	return nil
 }
@@ -241,20 +318,21 @@ func (s *Server) Up() error {
 // refused" until Up. Received messages are kept.
 func (s *Server) Down() error {
 	s.mu.Lock()
-	srv, l, served := s.srv, s.listener, s.served
-	s.srv, s.listener, s.served = nil, nil, nil
+	in := s.inst
+	s.inst = nil
 	s.mu.Unlock()
-	if srv == nil {
+	if in == nil {
 		return nil
 	}
+	err := in.tcp.Close()
+	in.closeConns()
 	// Server.Close only closes listeners Serve has registered; closing ours
 	// too covers a Down that races with the start of Serve.
-	err := srv.Close()
-	if lerr := l.Close(); lerr != nil && !errors.Is(lerr, net.ErrClosed) && err == nil {
-		err = lerr
-	}
-	<-served
-	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+	_ = in.srv.Close()
+	_ = in.pipes.Close()
+	in.wg.Wait()
+	<-in.served
+	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
 	return err

@@ -9,7 +9,9 @@ package mailsink_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
 	"net/smtp"
 	"net/textproto"
@@ -293,5 +295,201 @@ func TestWaitForReturnsContextError(t *testing.T) {
 func TestStartRejectsUnknownTLSMode(t *testing.T) {
 	if _, err := mailsink.Start(mailsink.Options{TLS: "ssl"}); err == nil {
 		t.Error("Start accepted an unknown TLS mode")
+	}
+}
+
+// rawConn holds a net/textproto conversation with the sink, so the test
+// controls every byte of a command; clients like net/smtp always add the
+// angle brackets and could never send what a buggy client sends.
+type rawConn struct {
+	t  *testing.T
+	nc net.Conn
+	*textproto.Conn
+}
+
+func dialRaw(t *testing.T, s *mailsink.Server) rawConn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", s.Addr(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
+	c := rawConn{t, nc, textproto.NewConn(nc)}
+	t.Cleanup(func() { _ = c.Close() })
+	c.expect("greeting", 220)
+	return c
+}
+
+// startTLS upgrades the conversation, trusting only the sink.
+func (c rawConn) startTLS(s *mailsink.Server) rawConn {
+	c.t.Helper()
+	c.cmd("STARTTLS", 220)
+	tc := tls.Client(c.nc, &tls.Config{RootCAs: s.CertPool(), ServerName: s.Host()})
+	if err := tc.Handshake(); err != nil {
+		c.t.Fatalf("TLS handshake after STARTTLS: %v", err)
+	}
+	return rawConn{c.t, tc, textproto.NewConn(tc)}
+}
+
+// expect reads a reply and fails the test unless its code is want.
+func (c rawConn) expect(what string, want int) string {
+	c.t.Helper()
+	code, msg, err := c.ReadResponse(0)
+	if code != want {
+		c.t.Errorf("%s: got %d %q (%v), want %d", what, code, msg, err, want)
+	}
+	return msg
+}
+
+// cmd sends one command line exactly as given and checks the reply code.
+func (c rawConn) cmd(line string, want int) string {
+	c.t.Helper()
+	if err := c.PrintfLine("%s", line); err != nil {
+		c.t.Fatal(err)
+	}
+	return c.expect(line, want)
+}
+
+func TestEnvelopePathsNeedAngleBrackets(t *testing.T) {
+	s := start(t, mailsink.Options{})
+	c := dialRaw(t, s)
+	c.cmd("EHLO client.example", 250)
+	if msg := c.cmd("MAIL FROM:people@acme.example", 501); msg != "5.5.4 Syntax error in parameters or arguments" {
+		t.Errorf("501 text = %q", msg)
+	}
+	c.cmd("MAIL FROM:<people@acme.example>", 250)
+	c.cmd("RCPT TO:bob@x.example", 501)
+	c.cmd("RCPT TO:<bob@x.example>", 250)
+
+	// The 501s must not have disturbed the transaction.
+	c.cmd("DATA", 354)
+	body := "Subject: hi\r\n\r\nMAIL FROM:not-a-command@example.com\r\n..stuffed\r\n.\r\n"
+	if _, err := c.W.WriteString(body); err != nil || c.W.Flush() != nil {
+		t.Fatal(err)
+	}
+	c.expect("end of data", 250)
+	mails := s.Messages()
+	if len(mails) != 1 || mails[0].From != "people@acme.example" || !slices.Equal(mails[0].To, []string{"bob@x.example"}) {
+		t.Fatalf("messages = %+v", mails)
+	}
+	if got := mails[0].Text; got != "MAIL FROM:not-a-command@example.com\r\n.stuffed\r\n" {
+		t.Errorf("body = %q; a body line was treated as a command or not relayed verbatim", got)
+	}
+}
+
+func TestEnvelopeSyntaxCases(t *testing.T) {
+	s := start(t, mailsink.Options{})
+	c := dialRaw(t, s)
+	c.cmd("EHLO client.example", 250)
+	for _, tc := range []struct {
+		line string
+		want int
+	}{
+		{"MAIL FROM: <a@example.com>", 501}, // RFC 5321 allows no space after the colon
+		{"MAIL FROM:<a@example.com", 501},
+		{"MAIL FROM:a@example.com>", 501},
+		{"MAIL FROM:<a@example.com>BODY=8BITMIME", 501},
+		{"MAIL  FROM:<a@example.com>", 501},
+		{"MAIL FROM:<>", 250}, // the null reverse path of bounces
+		{"RSET", 250},
+		{"mail from:<a@example.com> BODY=8BITMIME", 250},
+		{"RCPT TO:<>", 501},
+		{"RCPT TO: <b@example.com>", 501},
+		{`RCPT TO:<"b>c"@example.com>`, 250},
+		{"RCPT TO:<d@example.com> NOTIFY=NEVER", 504}, // parameters reach go-smtp, which has DSN off
+		{"rcpt to:<e@example.com>", 250},
+	} {
+		c.cmd(tc.line, tc.want)
+	}
+}
+
+func TestEnvelopeSyntaxAfterStartTLSAndAuth(t *testing.T) {
+	s := start(t, mailsink.Options{TLS: mailsink.TLSStartTLS, Username: "mailer", Password: "pw"})
+	c := dialRaw(t, s)
+	if msg := c.cmd("EHLO client.example", 250); strings.Contains(msg, "AUTH") {
+		t.Errorf("AUTH offered before STARTTLS: %q", msg)
+	}
+	c = c.startTLS(s)
+	if msg := c.cmd("EHLO client.example", 250); !strings.Contains(msg, "AUTH PLAIN") || strings.Contains(msg, "STARTTLS") {
+		t.Errorf("EHLO after STARTTLS = %q", msg)
+	}
+	c.cmd("STARTTLS", 502)                  // already running in TLS
+	c.cmd("MAIL FROM:<a@example.com>", 502) // authentication required
+	c.cmd("AUTH PLAIN", 334)
+	c.cmd(base64.StdEncoding.EncodeToString([]byte("\x00mailer\x00pw")), 235)
+	c.cmd("MAIL FROM:a@example.com", 501)
+	c.cmd("MAIL FROM:<a@example.com>", 250)
+	c.cmd("RCPT TO:b@example.com", 501)
+	c.cmd("RCPT TO:<b@example.com>", 250)
+	c.cmd("DATA", 354)
+	if err := c.PrintfLine("Subject: over TLS\r\n\r\nhello\r\n."); err != nil {
+		t.Fatal(err)
+	}
+	c.expect("end of data", 250)
+	c.cmd("QUIT", 221)
+	if m := s.Messages(); len(m) != 1 || !m[0].TLS || m[0].AuthUser != "mailer" || m[0].Subject != "over TLS" {
+		t.Errorf("messages = %+v", m)
+	}
+}
+
+func TestEnvelopeSyntaxWithImplicitTLS(t *testing.T) {
+	s := start(t, mailsink.Options{TLS: mailsink.TLSImplicit})
+	c := dial(t, s, true)
+	if err := c.Mail("a@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	// net/smtp adds the brackets itself; a raw command shows the check.
+	if id, err := c.Text.Cmd("RCPT TO:b@example.com"); err != nil {
+		t.Fatal(err)
+	} else {
+		c.Text.StartResponse(id)
+		code, _, _ := c.Text.ReadResponse(0)
+		c.Text.EndResponse(id)
+		if code != 501 {
+			t.Errorf("RCPT without brackets over implicit TLS = %d, want 501", code)
+		}
+	}
+}
+
+// Pipelined commands get their replies in order, including the relay's
+// own 501s between go-smtp's replies.
+func TestPipelinedRepliesStayInOrder(t *testing.T) {
+	s := start(t, mailsink.Options{})
+	c := dialRaw(t, s)
+	c.cmd("EHLO client.example", 250)
+	lines := "MAIL FROM:bad@example.com\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:bad@example.com\r\nRCPT TO:<b@example.com>\r\nNOOP\r\n"
+	if _, err := c.W.WriteString(lines); err != nil || c.W.Flush() != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{501, 250, 501, 250, 250} {
+		c.expect(fmt.Sprintf("pipelined reply %d", i), want)
+	}
+}
+
+// go-smtp offers CHUNKING; a BDAT chunk is passed on byte for byte and is
+// never read as commands, even when BDAT itself is refused.
+func TestBDATChunksAreRelayed(t *testing.T) {
+	s := start(t, mailsink.Options{})
+	c := dialRaw(t, s)
+	if msg := c.cmd("EHLO client.example", 250); !strings.Contains(msg, "CHUNKING") {
+		t.Skipf("go-smtp no longer offers CHUNKING: %q", msg)
+	}
+	write := func(s string) {
+		t.Helper()
+		if _, err := c.W.WriteString(s); err != nil || c.W.Flush() != nil {
+			t.Fatal(err)
+		}
+	}
+	chunk := "MAIL FROM:bad@example.com\r\n"
+	write(fmt.Sprintf("BDAT %d\r\n%s", len(chunk), chunk))
+	c.expect("BDAT without a transaction", 502)
+	c.cmd("MAIL FROM:<a@example.com>", 250)
+	c.cmd("RCPT TO:<b@example.com>", 250)
+	msg := "Subject: chunked\r\n\r\nMAIL FROM:x\r\n"
+	write(fmt.Sprintf("BDAT %d LAST\r\n%s", len(msg), msg))
+	c.expect("BDAT LAST", 250)
+	c.cmd("NOOP", 250)
+	if m := s.Messages(); len(m) != 1 || m[0].Subject != "chunked" || m[0].Text != "MAIL FROM:x\r\n" {
+		t.Errorf("messages = %+v", m)
 	}
 }
