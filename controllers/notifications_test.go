@@ -77,7 +77,7 @@ var _ = Describe("Notifications", func() {
 		Expect(mail.Text).NotTo(BeEmpty())
 		Expect(mail.HTML).To(ContainSubstring("Mia &lt;Admin&gt;"))
 		Expect(mail.HTML).NotTo(ContainSubstring("Mia <Admin>"))
-		Expect(mail.MessageID).To(Equal(notify.MessageID(string(inv.UID) + "/invitation/0")))
+		Expect(mail.MessageID).To(Equal(notify.MessageID(string(inv.UID)+"/invitation/0", "Acme <people@acme.example>")))
 
 		links := mail.Links()
 		Expect(links).NotTo(BeEmpty())
@@ -118,7 +118,7 @@ var _ = Describe("Notifications", func() {
 		mails := mailsTo(sink, "kill@mail.example")
 		Expect(mails).NotTo(BeEmpty())
 		for _, m := range mails {
-			Expect(m.MessageID).To(Equal(notify.MessageID(string(inv.UID) + "/invitation/0")))
+			Expect(m.MessageID).To(Equal(notify.MessageID(string(inv.UID)+"/invitation/0", "Acme <people@acme.example>")))
 		}
 		Expect(inv.Status.Deliveries).To(HaveLen(1))
 		Expect(inv.Status.Deliveries[0].State).To(Equal("Sent"))
