@@ -131,7 +131,7 @@ var _ = Describe("Authority that cannot be forged", func() {
 			rosterv1.Invitee{Name: "Victim", Email: "victim@attack.example"}, func(i *rosterv1.Invitation) { i.Spec.Role = rosterv1.RoleAdmin }),
 			rosterv1.InvitationSent)
 		victim := waitMember(ctx, ns, "victim", rosterv1.MemberInactivated)
-		for who, c := range map[string]client.Client{malloryUser: mallory, eveUser: eve, oscarUser: oscar, adminUser: adminClient} {
+		for who, c := range map[string]client.Client{malloryUser: mallory, eveUser: eve, oscarUser: oscar, "alice": adminClient} {
 			forbidden(setSpec(ctx, c, victim, `{"username":"`+who+`","email":"`+who+`@attack.example"}`),
 				"spec.username is set when the person signs up through their invitation link; nobody sets it for them")
 		}
@@ -186,6 +186,9 @@ var _ = Describe("Authority that cannot be forged", func() {
 		Expect(setSpec(ctx, adminClient, org, `{"importQuota":{"perUserPerDay":5}}`)).To(Succeed())
 		Eventually(func() int32 { // the webhook reads the Organization from the manager's cache
 			Expect(mgrClient.Get(ctx, key(ns, "acme"), org)).To(Succeed())
+			if org.Spec.ImportQuota == nil {
+				return -1
+			}
 			return ptr.Deref(org.Spec.ImportQuota.PerUserPerDay, -1)
 		}, timeout, interval).Should(BeEquivalentTo(5))
 		var admitted, refused atomic.Int32

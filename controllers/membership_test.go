@@ -104,8 +104,10 @@ func member(ctx context.Context, ns, name, email string, role rosterv1.Role, mut
 	return m
 }
 
+// acceptor acts as the sign-up pages do: the manager's identity, its cache, and reads past
+// the cache for claims.
 func acceptor() *membership.Acceptor {
-	return &membership.Acceptor{Client: mgrClient, Clock: fakeClock}
+	return &membership.Acceptor{Client: mgrClient, APIReader: k8sClientAs(managerCfg), Clock: fakeClock}
 }
 
 // accept signs up through the link of the newest message to addr.

@@ -17,7 +17,6 @@ const (
 
 // MemberSpec is one person's membership.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.username) || (has(self.username) && self.username == oldSelf.username)",message="username cannot change once set"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.provenance) || (has(self.provenance) && self.provenance.joinMethod == oldSelf.provenance.joinMethod && self.provenance.invitedBy == oldSelf.provenance.invitedBy && self.provenance.inviterRole == oldSelf.provenance.inviterRole)",message="provenance records how the member came and cannot change"
 type MemberSpec struct {
 	// OrganizationRef names the Organization the person belongs to.
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="organizationRef cannot change"
@@ -73,17 +72,23 @@ type MemberSpec struct {
 // MemberProvenance is what Roster's admission webhook recorded about who made a Member and
 // who decided on it. The Member controller trusts these fields, and only these, to decide
 // whether the person needs an admin's approval.
+// +kubebuilder:validation:XValidation:rule="has(self.joinMethod) == has(oldSelf.joinMethod) && has(self.invitedBy) == has(oldSelf.invitedBy) && has(self.inviterRole) == has(oldSelf.inviterRole)",message="provenance records how the member came and cannot change"
 type MemberProvenance struct {
 	// JoinMethod is how the member came: through an invitation, the public link, the door
 	// number, from contacts or an import. Empty when an admin added the member directly.
 	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="provenance records how the member came and cannot change"
 	JoinMethod JoinMethod `json:"joinMethod,omitempty"`
 	// InvitedBy is the Kubernetes user who invited the member, or the admin who added them.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="provenance records how the member came and cannot change"
 	InvitedBy string `json:"invitedBy,omitempty"`
 	// InviterRole is that user's role in the organization at the time.
 	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="provenance records how the member came and cannot change"
 	InviterRole Role `json:"inviterRole,omitempty"`
 	// ApprovalBy is the Kubernetes user who last changed spec.approval.
 	// +optional
@@ -132,6 +137,7 @@ type MemberStatus struct {
 	Phase MemberPhase `json:"phase,omitempty"`
 	// JoinMethod is how the member came to the organization.
 	// +optional
+	// +kubebuilder:validation:MaxLength=32
 	JoinMethod JoinMethod `json:"joinMethod,omitempty"`
 	// InvitedBy is the user who invited the member, when they were invited.
 	// +optional

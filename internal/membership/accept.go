@@ -62,7 +62,8 @@ type Invite struct {
 type Acceptor struct {
 	// Client reads through the cache and writes as Roster's trusted identity.
 	Client client.Client
-	// APIReader reads past the cache, for username claims; Client when nil.
+	// APIReader reads past the cache, for username claims: a claim decision must see the API
+	// server's state. Client when nil, which only a test without concurrency may do.
 	APIReader client.Reader
 	// Clock is the time links expire against.
 	Clock clock.PassiveClock
