@@ -31,4 +31,3 @@ const (
 	// SourceImport is LabelSource's value for bulk imports.
 	SourceImport = "import"
 )
-
