@@ -54,6 +54,32 @@ func ready(obj object, ok bool, reason, message string) {
 	setCondition(obj, rosterv1.ConditionReady, status, reason, message)
 }
 
+// progress is where a pass left an object, as kstatus and GitOps dashboards read it.
+type progress int
+
+const (
+	// settled: nothing left for Roster to do (kstatus Current), whether or not the object
+	// is Ready; a member awaiting an admin's approval is settled and not Ready.
+	settled progress = iota
+	// working: Roster is still on it (kstatus InProgress): Reconciling is True.
+	working
+	// stalled: nothing moves without a person (kstatus Failed): Stalled is True.
+	stalled
+)
+
+// conclude sets Ready and, per kstatus, Reconciling or Stalled with the same reason and
+// message, removing whichever does not apply.
+func conclude(obj object, p progress, isReady bool, reason, message string) {
+	ready(obj, isReady, reason, message)
+	for typ, on := range map[string]bool{rosterv1.ConditionReconciling: p == working, rosterv1.ConditionStalled: p == stalled} {
+		if on {
+			setCondition(obj, typ, metav1.ConditionTrue, reason, message)
+		} else {
+			meta.RemoveStatusCondition(obj.GetConditions(), typ)
+		}
+	}
+}
+
 // organization returns the Organization an object names, or nil with the Ready condition
 // saying so when there is none (the Organization watch brings the object back once it exists).
 func organization(ctx context.Context, c client.Reader, obj object, name string) (*rosterv1.Organization, error) {

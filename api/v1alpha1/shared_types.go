@@ -48,10 +48,20 @@ const (
 	ApprovalRejected Approval = "Rejected"
 )
 
-// Condition types and reasons shared by every kind.
+// Condition types and reasons shared by every kind. They follow the kstatus conventions
+// that GitOps tools (Flux, Argo CD, kubectl wait) read: Reconciling is True while Roster is
+// still working on the object, Stalled is True when nothing can move without a person, and
+// Ready summarises. An object with neither Reconciling nor Stalled, whose
+// status.observedGeneration is its generation, is Current.
 const (
 	// ConditionReady is true when the object is what its spec asks for; every kind has it.
 	ConditionReady = "Ready"
+	// ConditionReconciling is True while Roster is still working towards the spec (sending,
+	// waiting for a retry); absent otherwise.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when Roster cannot go on without a person (a failed invitation,
+	// an expired link, a missing Organization); absent otherwise.
+	ConditionStalled = "Stalled"
 
 	// ReasonReconciled says the last pass made the object match its spec.
 	ReasonReconciled = "Reconciled"
