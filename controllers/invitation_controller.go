@@ -327,7 +327,7 @@ func (r *InvitationReconciler) resendWait(inv *rosterv1.Invitation) time.Duratio
 func (r *InvitationReconciler) deliver(ctx context.Context, inv *rosterv1.Invitation, org *rosterv1.Organization, m *rosterv1.Member) (ctrl.Result, error) {
 	gen := inv.Status.ResendsHandled
 	if inv.Status.Phase != rosterv1.InvitationPending {
-		return r.settled(inv), nil
+		return r.settled(inv), r.dropPendingToken(ctx, inv)
 	}
 	ch, recipient := channelFor(inv, m)
 	if ch == "" {
@@ -358,7 +358,7 @@ func (r *InvitationReconciler) deliver(ctx context.Context, inv *rosterv1.Invita
 		// The cache is behind; the write that settled this delivery brings us back.
 		return ctrl.Result{RequeueAfter: time.Second}, err
 	}
-	token, err := r.rotateToken(ctx, inv, gen)
+	token, err := r.deliveryToken(ctx, inv, gen)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -374,8 +374,12 @@ func (r *InvitationReconciler) deliver(ctx context.Context, inv *rosterv1.Invita
 			"ExpiresAt":        r.Clock.Now().Add(org.Spec.InvitationTTL.Duration).UTC().Format(time.RFC1123),
 		},
 	}
+	attempts := d.Attempts
 	retry, permanent := box.send(ctx, d, settings, msg)
 	switch {
+	case retry > 0 && d.Attempts == attempts:
+		// The channel was busy and nothing was attempted; the same link goes next time.
+		return ctrl.Result{RequeueAfter: retry}, nil
 	case permanent != nil:
 		r.fail(inv, rosterv1.ReasonDeliveryFailed, "The invitation could not be delivered: "+deliveryAdvice(permanent, ch)+
 			". Fix it, then raise spec.resendRequests to send it again")
@@ -447,14 +451,42 @@ func (r *InvitationReconciler) fail(inv *rosterv1.Invitation, reason rosterv1.In
 	r.Recorder.Eventf(inv, nil, corev1.EventTypeWarning, condReason, "Invite", "%s", msg)
 }
 
-// rotateToken makes a new link token for a message, so that every send, and every retry of
-// one, carries a link that works while all earlier ones stop. Only its hash is stored.
-func (r *InvitationReconciler) rotateToken(ctx context.Context, inv *rosterv1.Invitation, gen int32) (string, error) {
+// deliveryToken is the token the message of send gen carries. The first attempt makes a new
+// one, and every earlier link stops working; it is kept in the invitation's Secret until
+// the message is delivered, so that a retry, or a resend after a crash, carries the same
+// link and a receiver that drops the duplicate keeps a link that works. The Secret is read
+// past the cache: a stale copy would make a second token and kill the first.
+func (r *InvitationReconciler) deliveryToken(ctx context.Context, inv *rosterv1.Invitation, gen int32) (string, error) {
+	sec := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: tokenSecretName(inv)}, sec)
+	if client.IgnoreNotFound(err) != nil {
+		return "", err
+	}
+	if pending := string(sec.Data[linktoken.SecretKeyPending]); err == nil && pending != "" &&
+		string(sec.Data[linktoken.SecretKeyGeneration]) == strconv.Itoa(int(gen)) &&
+		linktoken.Matches(string(sec.Data[linktoken.SecretKeyHash]), pending) && metav1.IsControlledBy(sec, inv) {
+		inv.Status.TokenSecretRef = &rosterv1.LocalObjectReference{Name: sec.Name}
+		return pending, nil
+	}
 	token, hash, err := linktoken.New()
 	if err != nil {
 		return "", err
 	}
-	return token, r.storeToken(ctx, inv, hash, "", gen)
+	return token, r.storeToken(ctx, inv, hash, map[string]string{linktoken.SecretKeyPending: token}, gen)
+}
+
+// dropPendingToken removes the token kept for a delivery once it is over.
+func (r *InvitationReconciler) dropPendingToken(ctx context.Context, inv *rosterv1.Invitation) error {
+	sec := &corev1.Secret{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: tokenSecretName(inv)}, sec); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if _, ok := sec.Data[linktoken.SecretKeyPending]; !ok {
+		return nil
+	}
+	orig := sec.DeepCopy()
+	delete(sec.Data, linktoken.SecretKeyPending)
+	return client.IgnoreNotFound(r.Patch(ctx, sec, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})))
 }
 
 // issueLink makes the link for a Link invitation, once per send: the link is kept in the
@@ -473,12 +505,13 @@ func (r *InvitationReconciler) issueLink(ctx context.Context, inv *rosterv1.Invi
 	if err != nil {
 		return err
 	}
-	return r.storeToken(ctx, inv, hash, r.link(org, token), gen)
+	return r.storeToken(ctx, inv, hash, map[string]string{linktoken.SecretKeyLink: r.link(org, token)}, gen)
 }
 
-// storeToken writes the token's hash (and, for Link invitations, the link) into the
+// storeToken writes the token's hash, and what else must be kept with it (the link of a Link
+// invitation for the admin to copy, or the token while its message is delivered), into the
 // invitation's Secret, replacing the one before: the old link stops working.
-func (r *InvitationReconciler) storeToken(ctx context.Context, inv *rosterv1.Invitation, hash, link string, gen int32) error {
+func (r *InvitationReconciler) storeToken(ctx context.Context, inv *rosterv1.Invitation, hash string, keep map[string]string, gen int32) error {
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tokenSecretName(inv), Namespace: inv.Namespace}}
 	_, err := controllerutil.CreateOrPatch(ctx, r.Client, sec, func() error {
 		if sec.Labels == nil {
@@ -489,8 +522,8 @@ func (r *InvitationReconciler) storeToken(ctx context.Context, inv *rosterv1.Inv
 		sec.Labels[linktoken.HashLabel] = linktoken.LabelValue(hash)
 		sec.Type = corev1.SecretTypeOpaque
 		sec.Data = map[string][]byte{linktoken.SecretKeyHash: []byte(hash), linktoken.SecretKeyGeneration: []byte(strconv.Itoa(int(gen)))}
-		if link != "" {
-			sec.Data[linktoken.SecretKeyLink] = []byte(link)
+		for k, v := range keep {
+			sec.Data[k] = []byte(v)
 		}
 		return controllerutil.SetControllerReference(inv, sec, r.Scheme())
 	})

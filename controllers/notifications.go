@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
@@ -46,20 +47,31 @@ func notificationSettings(ctx context.Context, c client.Reader, org *rosterv1.Or
 		}
 		return nil
 	}
+	limit := func(ch notify.Channel, perSecond *int32) {
+		if perSecond != nil && *perSecond > 0 {
+			if s.Limits == nil {
+				s.Limits = map[notify.Channel]notify.Limit{}
+			}
+			s.Limits[ch] = notify.Limit{Rate: rate.Limit(*perSecond), Burst: 2 * int(*perSecond)}
+		}
+	}
 	var err error
 	if n.Email != nil {
+		limit(notify.ChannelEmail, n.Email.MaxPerSecond)
 		err = errors.Join(err, parse(n.Email.SMTPSecretRef.Name, func(d map[string][]byte) (e error) {
 			s.Email, e = notify.EmailSettingsFromSecret(d, n.Email.From)
 			return e
 		}))
 	}
 	if n.SMS != nil {
+		limit(notify.ChannelSMS, n.SMS.MaxPerSecond)
 		err = errors.Join(err, parse(n.SMS.SecretRef.Name, func(d map[string][]byte) (e error) {
 			s.SMS, e = notify.SMSSettingsFromSecret(d)
 			return e
 		}))
 	}
 	if n.Webhook != nil {
+		limit(notify.ChannelWebhook, n.Webhook.MaxPerSecond)
 		err = errors.Join(err, parse(n.Webhook.SecretRef.Name, func(d map[string][]byte) (e error) {
 			s.Webhook, e = notify.WebhookSettingsFromSecret(d)
 			return e
@@ -157,13 +169,19 @@ func prune(list *[]rosterv1.Delivery) {
 }
 
 // send hands a Sending delivery to its channel and records the outcome. It returns how long
-// to wait before the next attempt when the failure is worth retrying; a permanent failure
+// to wait before the next attempt when the failure is worth retrying, or when the channel
+// was busy and nothing was attempted (the record is then unchanged); a permanent failure
 // returns the error and is never retried.
 func (o outbox) send(ctx context.Context, d *rosterv1.Delivery, s notify.Settings, msg notify.Message) (retryAfter time.Duration, permanent error) {
 	if d.State != DeliverySending {
 		return 0, nil
 	}
 	err := o.notifier.Send(ctx, s, notify.Channel(d.Channel), msg)
+	if after, busy := notify.Busy(err); busy {
+		// Not attempted: the organization's channel is at its rate or has sends in
+		// flight. Come back then; the worker serves other organizations meanwhile.
+		return after, nil
+	}
 	now := metav1.NewTime(o.clock.Now().UTC().Truncate(time.Second))
 	d.At = &now
 	d.Attempts++

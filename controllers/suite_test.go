@@ -194,6 +194,7 @@ type recordingNotifier struct {
 	real     notify.Notifier
 	mu       sync.Mutex
 	sent     []sentMessage
+	attempts []sentMessage // every message handed over, delivered or not
 	failWith map[string]error // by recipient email or phone
 }
 
@@ -210,6 +211,7 @@ func (n *recordingNotifier) Send(ctx context.Context, s notify.Settings, ch noti
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.attempts = append(n.attempts, sentMessage{Channel: ch, Message: msg})
 	for _, addr := range []string{msg.To.Email, msg.To.Phone} {
 		if err := n.failWith[addr]; err != nil && addr != "" {
 			return err
@@ -217,6 +219,21 @@ func (n *recordingNotifier) Send(ctx context.Context, s notify.Settings, ch noti
 	}
 	n.sent = append(n.sent, sentMessage{Channel: ch, Message: msg})
 	return nil
+}
+
+// attemptedLinks returns the link of every message handed over for an address, delivered or
+// not, oldest first.
+func (n *recordingNotifier) attemptedLinks(addr string) []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []string
+	for _, s := range n.attempts {
+		if s.Message.To.Email == addr || s.Message.To.Phone == addr {
+			link, _ := s.Message.Data["Link"].(string)
+			out = append(out, link)
+		}
+	}
+	return out
 }
 
 // to returns the messages sent to an address, oldest first.

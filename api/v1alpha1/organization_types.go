@@ -212,12 +212,25 @@ type EmailNotifications struct {
 	// +kubebuilder:validation:MaxLength=320
 	// +kubebuilder:validation:XValidation:rule="self.contains('@')",message="from must contain an email address"
 	From string `json:"from"`
+	// MaxPerSecond is how many mails Roster sends for this organization per second, with
+	// bursts of twice as many. The default, 10, keeps a bulk invitation from tripping a
+	// shared relay's abuse protection; a high-volume relay can take more.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	MaxPerSecond *int32 `json:"maxPerSecond,omitempty"`
 }
 
 // SecretNotifications configure a channel whose endpoint and credentials live in a Secret.
 type SecretNotifications struct {
 	// SecretRef names the Secret with the endpoint URL and its credentials.
 	SecretRef LocalObjectReference `json:"secretRef"`
+	// MaxPerSecond is how many messages Roster sends on this channel per second, with bursts
+	// of twice as many. Defaults: 1 for SMS, 5 for webhooks.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	MaxPerSecond *int32 `json:"maxPerSecond,omitempty"`
 }
 
 // MemberCounts counts an organization's members by phase.

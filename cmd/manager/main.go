@@ -4,8 +4,10 @@ package main
 import (
 	"flag"
 	"os"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -22,6 +24,8 @@ func main() {
 		webhooks       bool
 		portalURL      string
 		trustedUser    string
+		workers        int
+		passTimeout    time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
@@ -30,6 +34,8 @@ func main() {
 	flag.StringVar(&portalURL, "portal-url", "", "Base address of the invitation pages, for organizations that set no spec.portalURL.")
 	flag.StringVar(&trustedUser, "trusted-user", "system:serviceaccount:roster-system:roster-manager",
 		"The manager's own identity; the sign-up pages change a person's details as it.")
+	flag.IntVar(&workers, "workers", operator.DefaultWorkers, "How many objects of each kind are reconciled at once.")
+	flag.DurationVar(&passTimeout, "reconcile-timeout", operator.DefaultPassTimeout, "The longest one reconcile pass may take, sends included.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -41,6 +47,7 @@ func main() {
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElection,
 		LeaderElectionID:       "roster.org.roster.dev",
+		Controller:             config.Controller{MaxConcurrentReconciles: workers, ReconciliationTimeout: passTimeout},
 	})
 	if err != nil {
 		log.Error(err, "unable to create the manager")

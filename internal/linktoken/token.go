@@ -24,6 +24,10 @@ const (
 	SecretKeyHash       = "hash"
 	SecretKeyLink       = "link"
 	SecretKeyGeneration = "generation"
+	// SecretKeyPending holds a token while the message that carries it is being delivered,
+	// so that a retry, or a resend after a crash, carries the same working link. It is
+	// removed once the message is delivered.
+	SecretKeyPending = "pending"
 )
 
 // Link is the address of a page under base that a token opens, such as

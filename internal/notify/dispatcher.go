@@ -8,6 +8,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/mail"
@@ -74,6 +75,39 @@ type Dispatcher struct {
 
 	mu       sync.Mutex
 	limiters map[limiterKey]*rate.Limiter
+	// inflight counts the sends under way per organization and channel: one organization's
+	// slow server holds at most MaxInFlight of the callers' workers.
+	inflight map[limiterKey]int
+}
+
+// MaxInFlight is how many sends of one organization on one channel may be under way at once.
+// A server that accepts connections and never answers then holds at most this many of the
+// controllers' workers; the organization's other sends are told to come back later.
+const MaxInFlight = 2
+
+// BusyError says a send was not attempted because the organization's channel is at its rate
+// limit or already has MaxInFlight sends under way. The caller retries after After; nothing
+// was sent and no attempt is used up.
+type BusyError struct {
+	// Channel is the busy channel.
+	Channel Channel
+	// After is when to try again.
+	After time.Duration
+	// Reason says why: "rate limit" or "sends in flight".
+	Reason string
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("%s; trying again in %s", e.Reason, e.After.Round(time.Millisecond))
+}
+
+// Busy reports whether err says to come back later, and when.
+func Busy(err error) (time.Duration, bool) {
+	var b *BusyError
+	if errors.As(err, &b) {
+		return b.After, true
+	}
+	return 0, false
 }
 
 type limiterKey struct {
@@ -118,6 +152,7 @@ func NewDispatcher(opts DispatcherOptions) *Dispatcher {
 		opts:     opts,
 		log:      LogNotifier{Logger: opts.Logger},
 		limiters: map[limiterKey]*rate.Limiter{},
+		inflight: map[limiterKey]int{},
 	}
 }
 
@@ -134,9 +169,11 @@ func (d *Dispatcher) send(ctx context.Context, s Settings, ch Channel, msg Messa
 		return permanentf(ch, nil, "%v", err)
 	}
 	if ch == ChannelLog {
-		if err := d.wait(ctx, s.Organization, ch); err != nil {
+		release, err := d.take(s, ch)
+		if err != nil {
 			return err
 		}
+		defer release()
 		return d.log.Send(ctx, s, ch, msg)
 	}
 
@@ -174,9 +211,11 @@ func (d *Dispatcher) send(ctx context.Context, s Settings, ch Channel, msg Messa
 	if err != nil {
 		return withChannel(ch, err)
 	}
-	if err := d.wait(ctx, s.Organization, ch); err != nil {
+	release, err := d.take(s, ch)
+	if err != nil {
 		return err
 	}
+	defer release()
 	if err := deliver(rendered); err != nil {
 		return err
 	}
@@ -185,32 +224,55 @@ func (d *Dispatcher) send(ctx context.Context, s Settings, ch Channel, msg Messa
 	return nil
 }
 
-// wait blocks until the organization's channel has a token. Waiting is a
-// queue, not a drop: every caller eventually proceeds unless ctx ends.
-func (d *Dispatcher) wait(ctx context.Context, org string, ch Channel) error {
-	if err := d.limiter(org, ch).Wait(ctx); err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return transientf(ch, ctxErr, "waiting for rate limit: %v", ctxErr)
-		}
-		// rate reports a deadline that would pass before the next token
-		// without waiting for it; it is still the caller's deadline.
-		return transientf(ch, context.DeadlineExceeded, "waiting for rate limit: %v", context.DeadlineExceeded)
+// take reserves a send on the organization's channel without waiting: when the rate limit
+// or the sends in flight say not now, it returns a *BusyError with the delay, so that the
+// caller's worker is free for other organizations meanwhile. release ends the send.
+func (d *Dispatcher) take(s Settings, ch Channel) (release func(), err error) {
+	k := limiterKey{organization: s.Organization, channel: ch}
+	l := d.limiter(s, ch)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.inflight[k] >= MaxInFlight {
+		return nil, &BusyError{Channel: ch, After: time.Second, Reason: "sends in flight"}
 	}
-	return nil
+	r := l.Reserve()
+	if !r.OK() {
+		return nil, &BusyError{Channel: ch, After: time.Second, Reason: "rate limit"}
+	}
+	if delay := r.Delay(); delay > 0 {
+		r.Cancel()
+		return nil, &BusyError{Channel: ch, After: delay, Reason: "rate limit"}
+	}
+	d.inflight[k]++
+	return func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.inflight[k]--
+	}, nil
 }
 
-func (d *Dispatcher) limiter(org string, ch Channel) *rate.Limiter {
-	k := limiterKey{organization: org, channel: ch}
+// limiter is the organization's token bucket for a channel, at the organization's own rate
+// where its settings give one.
+func (d *Dispatcher) limiter(s Settings, ch Channel) *rate.Limiter {
+	k := limiterKey{organization: s.Organization, channel: ch}
+	lim, known := s.Limits[ch]
+	if !known || lim.Rate <= 0 {
+		if lim, known = d.opts.Limits[ch]; !known {
+			lim = Limit{Rate: rate.Inf, Burst: 1}
+		}
+	}
+	if lim.Burst < 1 {
+		lim.Burst = 1
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l, ok := d.limiters[k]
 	if !ok {
-		lim, known := d.opts.Limits[ch]
-		if !known {
-			lim = Limit{Rate: rate.Inf, Burst: 1}
-		}
 		l = rate.NewLimiter(lim.Rate, lim.Burst)
 		d.limiters[k] = l
+	} else if l.Limit() != lim.Rate || l.Burst() != lim.Burst {
+		l.SetLimit(lim.Rate)
+		l.SetBurst(lim.Burst)
 	}
 	return l
 }

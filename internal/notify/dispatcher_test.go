@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +39,7 @@ func webhookKeys(t *testing.T, rec *recorder) []string {
 	return keys
 }
 
+// TestRateLimitQueuesInOrder: a caller that comes back when told sends everything, in order.
 func TestRateLimitQueuesInOrder(t *testing.T) {
 	rec, srv := startRecorder(t, http.StatusOK)
 	s := notify.Settings{Organization: "team-a/acme", Webhook: &notify.WebhookSettings{URL: srv.URL, SigningKey: []byte("k")}}
@@ -49,7 +52,7 @@ func TestRateLimitQueuesInOrder(t *testing.T) {
 		want = append(want, key)
 		msg := invitation(key)
 		msg.Template = notify.TemplateWelcome
-		if err := d.Send(testCtx(t), s, notify.ChannelWebhook, msg); err != nil {
+		if err := sendWhenFree(testCtx(t), d, s, notify.ChannelWebhook, msg); err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
 	}
@@ -70,7 +73,7 @@ func TestRateLimitDropsNothingUnderConcurrency(t *testing.T) {
 		key := fmt.Sprintf("uid-%02d/welcome/1", i)
 		want = append(want, key)
 		wg.Go(func() {
-			errs <- d.Send(testCtx(t), s, notify.ChannelWebhook, invitation(key))
+			errs <- sendWhenFree(testCtx(t), d, s, notify.ChannelWebhook, invitation(key))
 		})
 	}
 	wg.Wait()
@@ -87,29 +90,30 @@ func TestRateLimitDropsNothingUnderConcurrency(t *testing.T) {
 	}
 }
 
-func TestRateLimitWaitEndsWithContext(t *testing.T) {
+// TestRateLimitNeverBlocks: past the limit, Send returns at once saying when to come back,
+// so a worker is never held by one organization's limit; nothing is sent meanwhile.
+func TestRateLimitNeverBlocks(t *testing.T) {
 	rec, srv := startRecorder(t, http.StatusOK)
 	acme := notify.Settings{Organization: "team-a/acme", Webhook: &notify.WebhookSettings{URL: srv.URL, SigningKey: []byte("k")}}
-	// One token per hour: the second send must wait far longer than any
-	// test runs, so only cancellation can end it.
 	d := newDispatcher(notify.DispatcherOptions{Limits: map[notify.Channel]notify.Limit{notify.ChannelWebhook: {Rate: rate.Every(time.Hour), Burst: 1}}})
 	if err := d.Send(testCtx(t), acme, notify.ChannelWebhook, invitation("k/1")); err != nil {
 		t.Fatal(err)
 	}
-
-	ctx, cancel := context.WithCancel(testCtx(t))
-	errc := make(chan error, 1)
-	go func() { errc <- d.Send(ctx, acme, notify.ChannelWebhook, invitation("k/2")) }()
-	cancel()
-	err := <-errc
-	if !errors.Is(err, context.Canceled) || notify.IsPermanent(err) {
-		t.Errorf("Send = %v, want transient context.Canceled", err)
+	start := time.Now()
+	err := d.Send(testCtx(t), acme, notify.ChannelWebhook, invitation("k/2"))
+	after, busy := notify.Busy(err)
+	if !busy || after < 59*time.Minute || notify.IsPermanent(err) {
+		t.Errorf("Send past the limit = %v (busy %v, after %s), want busy for about an hour", err, busy, after)
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Errorf("Send past the limit took %s; it must not wait", waited)
 	}
 
-	deadline, cancelDeadline := context.WithTimeout(testCtx(t), time.Minute)
-	defer cancelDeadline()
-	if err := d.Send(deadline, acme, notify.ChannelWebhook, invitation("k/3")); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Send with a deadline before the next token = %v, want context.DeadlineExceeded", err)
+	// The organization's own rate, from its settings, wins over the default.
+	fast := acme
+	fast.Limits = map[notify.Channel]notify.Limit{notify.ChannelWebhook: {Rate: 1000, Burst: 5}}
+	if err := sendWhenFree(testCtx(t), d, fast, notify.ChannelWebhook, invitation("k/3")); err != nil {
+		t.Errorf("with the organization's rate: %v", err)
 	}
 
 	// Another organization has its own bucket.
@@ -127,7 +131,7 @@ func TestRateLimitWaitEndsWithContext(t *testing.T) {
 	if err := d.Send(testCtx(t), acme, notify.ChannelWebhook, invitation("k/6")); err != nil {
 		t.Errorf("send after Forget: %v", err)
 	}
-	if got, want := webhookKeys(t, rec), []string{"k/1", "k/4", "k/6"}; !slices.Equal(got, want) {
+	if got, want := webhookKeys(t, rec), []string{"k/1", "k/3", "k/4", "k/6"}; !slices.Equal(got, want) {
 		t.Errorf("delivered %q, want %q", got, want)
 	}
 }
@@ -238,5 +242,44 @@ func TestIsPermanent(t *testing.T) {
 		if got := notify.IsPermanent(err); got != want {
 			t.Errorf("IsPermanent(%v) = %t, want %t", err, got, want)
 		}
+	}
+}
+
+// TestSlowServerHoldsFewWorkers: a server that takes a request and does not answer holds at
+// most MaxInFlight sends of its organization; the next is told to come back, and another
+// organization's sends go through meanwhile.
+func TestSlowServerHoldsFewWorkers(t *testing.T) {
+	release := make(chan struct{})
+	var arrived atomic.Int32
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(slow.Close)
+	t.Cleanup(func() { close(release) })
+	rec, fast := startRecorder(t, http.StatusOK)
+	d := newDispatcher(notify.DispatcherOptions{Limits: map[notify.Channel]notify.Limit{notify.ChannelWebhook: {Rate: rate.Inf, Burst: 1}}})
+	stuck := notify.Settings{Organization: "a/slow", Webhook: &notify.WebhookSettings{URL: slow.URL, SigningKey: []byte("s")}}
+	for i := range notify.MaxInFlight {
+		go func() { _ = d.Send(testCtx(t), stuck, notify.ChannelWebhook, invitation(fmt.Sprintf("slow/%d", i))) }()
+	}
+	for deadline := time.Now().Add(10 * time.Second); arrived.Load() < notify.MaxInFlight; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d sends reached the slow server", arrived.Load(), notify.MaxInFlight)
+		}
+	}
+	err := d.Send(testCtx(t), stuck, notify.ChannelWebhook, invitation("slow/next"))
+	if after, busy := notify.Busy(err); !busy || after <= 0 {
+		t.Fatalf("a third send to the slow server = %v; want to be told to come back", err)
+	}
+	other := notify.Settings{Organization: "b/fast", Webhook: &notify.WebhookSettings{URL: fast.URL, SigningKey: []byte("f")}}
+	if err := d.Send(testCtx(t), other, notify.ChannelWebhook, invitation("fast/1")); err != nil {
+		t.Fatalf("another organization's send: %v", err)
+	}
+	if got := webhookKeys(t, rec); !slices.Equal(got, []string{"fast/1"}) {
+		t.Errorf("delivered %q", got)
 	}
 }

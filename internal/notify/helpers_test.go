@@ -57,6 +57,23 @@ func invitation(key string) notify.Message {
 	}
 }
 
+// sendWhenFree sends as a controller does: when the dispatcher says the channel is busy, it
+// comes back after the delay it was given.
+func sendWhenFree(ctx context.Context, d *notify.Dispatcher, s notify.Settings, ch notify.Channel, msg notify.Message) error {
+	for {
+		err := d.Send(ctx, s, ch, msg)
+		after, busy := notify.Busy(err)
+		if !busy {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(after):
+		}
+	}
+}
+
 func newDispatcher(opts notify.DispatcherOptions) *notify.Dispatcher {
 	if opts.SMTPTimeout == 0 {
 		opts.SMTPTimeout = 10 * time.Second

@@ -175,7 +175,7 @@ func TestWebhookRequest(t *testing.T) {
 		msg := invitation("uid-1/" + string(name) + "/3")
 		msg.Template = name
 		msg.Data["Code"] = testCode
-		if err := d.Send(testCtx(t), notify.Settings{Webhook: &notify.WebhookSettings{URL: srv.URL + "/hook", SigningKey: key}}, notify.ChannelWebhook, msg); err != nil {
+		if err := sendWhenFree(testCtx(t), d, notify.Settings{Webhook: &notify.WebhookSettings{URL: srv.URL + "/hook", SigningKey: key}}, notify.ChannelWebhook, msg); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}

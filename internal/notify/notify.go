@@ -74,6 +74,9 @@ type Settings struct {
 	SMS *SMSSettings
 	// Webhook configures ChannelWebhook; see WebhookSettingsFromSecret.
 	Webhook *WebhookSettings
+	// Limits are the organization's own send rates per channel, from its channel settings;
+	// a channel it does not set uses the Dispatcher's default.
+	Limits map[Channel]Limit
 	// Templates holds the organization's overrides from its ConfigMap,
 	// keyed by template file name (see TemplateFile). Each entry replaces
 	// the embedded default of the same name.

@@ -4,6 +4,8 @@
 package operator
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -42,5 +44,22 @@ func CacheOptions() cache.Options {
 func NewManager(cfg *rest.Config, opts manager.Options) (manager.Manager, error) {
 	opts.Scheme = NewScheme()
 	opts.Cache = CacheOptions()
+	if opts.Controller.MaxConcurrentReconciles == 0 {
+		opts.Controller.MaxConcurrentReconciles = DefaultWorkers
+	}
+	if opts.Controller.ReconciliationTimeout == 0 {
+		opts.Controller.ReconciliationTimeout = DefaultPassTimeout
+	}
 	return manager.New(cfg, opts)
 }
+
+// Defaults for the controllers' workers.
+const (
+	// DefaultWorkers is how many objects of one kind are reconciled at once. Sends never
+	// wait inside a pass (a busy channel requeues) and one organization holds at most
+	// notify.MaxInFlight sends per channel, so a few workers keep every organization moving.
+	DefaultWorkers = 4
+	// DefaultPassTimeout bounds one reconcile pass, slow mail servers included: longer than
+	// one SMTP conversation's timeout, so that a pass that is sending ends by itself.
+	DefaultPassTimeout = 45 * time.Second
+)
