@@ -194,7 +194,7 @@ type recordingNotifier struct {
 	real     notify.Notifier
 	mu       sync.Mutex
 	sent     []sentMessage
-	attempts []sentMessage // every message handed over, delivered or not
+	attempts []sentMessage    // every message handed over, delivered or not
 	failWith map[string]error // by recipient email or phone
 }
 
