@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -190,7 +191,7 @@ func (r *InvitationReconciler) newMember(ctx context.Context, inv *rosterv1.Invi
 			return nil, err
 		}
 		if account == nil {
-			ready(inv, false, "AccountNotFound", fmt.Sprintf("No account with username %q in namespace %s; invite them by email or phone instead",
+			conclude(inv, stalled, false, rosterv1.ReasonAccountNotFound, fmt.Sprintf("No account with username %q in namespace %s; invite them by email or phone instead",
 				inv.Spec.Invitee.Username, inv.Namespace))
 			return nil, nil
 		}
@@ -257,7 +258,7 @@ func (r *InvitationReconciler) accepted(ctx context.Context, inv *rosterv1.Invit
 		inv.Status.AcceptedAt = now(r.Clock)
 	}
 	inv.Status.ExpiresAt = nil
-	ready(inv, true, "Accepted", fmt.Sprintf("Accepted: the person signed up as Member %s", m.Name))
+	conclude(inv, settled, true, rosterv1.ReasonAccepted, fmt.Sprintf("Accepted: the person signed up as Member %s", m.Name))
 	r.Recorder.Eventf(inv, m, corev1.EventTypeNormal, "Accepted", "Accept", "The person signed up as Member %s", m.Name)
 	return nil
 }
@@ -336,14 +337,14 @@ func (r *InvitationReconciler) deliver(ctx context.Context, inv *rosterv1.Invita
 			return ctrl.Result{}, err
 		}
 		r.sent(inv, org)
-		ready(inv, true, "LinkReady", fmt.Sprintf("The link is ready in Secret %s (key %q); pass it on to the person", inv.Status.TokenSecretRef.Name, linktoken.SecretKeyLink))
+		conclude(inv, settled, true, rosterv1.ReasonLinkReady, fmt.Sprintf("The link is ready in Secret %s (key %q); pass it on to the person", inv.Status.TokenSecretRef.Name, linktoken.SecretKeyLink))
 		return r.settled(inv), nil
 	}
 	box := r.outbox(r.Clock)
 	key := fmt.Sprintf("%s/invitation/%d", inv.UID, gen)
 	d, added := box.record(&inv.Status.Deliveries, key, ch)
 	if added {
-		ready(inv, false, "Sending", "The invitation is being sent")
+		conclude(inv, working, false, rosterv1.ReasonSending, "The invitation is being sent")
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	if d.State == DeliveryFailed {
@@ -351,7 +352,7 @@ func (r *InvitationReconciler) deliver(ctx context.Context, inv *rosterv1.Invita
 	}
 	settings, err := notificationSettings(ctx, r.Client, org)
 	if err != nil {
-		ready(inv, false, "NotificationsMisconfigured", err.Error())
+		conclude(inv, stalled, false, rosterv1.ReasonNotificationsMisconfigured, err.Error())
 		return ctrl.Result{RequeueAfter: time.Minute}, nil
 	}
 	if due, err := box.due(ctx, inv, key); err != nil || !due {
@@ -385,12 +386,12 @@ func (r *InvitationReconciler) deliver(ctx context.Context, inv *rosterv1.Invita
 			". Fix it, then raise spec.resendRequests to send it again")
 		return ctrl.Result{}, nil
 	case retry > 0:
-		ready(inv, false, "DeliveryRetrying", fmt.Sprintf("Delivery failed (%s); retrying in %s", d.Error, retry))
+		conclude(inv, working, false, rosterv1.ReasonDeliveryRetrying, fmt.Sprintf("Delivery failed (%s); retrying in %s", d.Error, retry))
 		r.Recorder.Eventf(inv, nil, corev1.EventTypeWarning, "DeliveryRetrying", "Send", "Delivery attempt %d failed; retrying in %s", d.Attempts, retry)
 		return ctrl.Result{RequeueAfter: retry}, nil
 	}
 	r.sent(inv, org)
-	ready(inv, true, "Sent", fmt.Sprintf("Sent by %s to %s; the link works until %s", ch, recipientAddress(recipient, ch), inv.Status.ExpiresAt.UTC().Format(time.RFC3339)))
+	conclude(inv, settled, true, rosterv1.ReasonSent, fmt.Sprintf("Sent by %s to %s; the link works until %s", ch, recipientAddress(recipient, ch), inv.Status.ExpiresAt.UTC().Format(time.RFC3339)))
 	r.Recorder.Eventf(inv, nil, corev1.EventTypeNormal, "Sent", "Send", "Invitation sent by %s (send %d)", ch, gen+1)
 	return r.settled(inv), nil
 }
@@ -407,17 +408,20 @@ func (r *InvitationReconciler) sent(inv *rosterv1.Invitation, org *rosterv1.Orga
 // expiry, or when a waiting resend may go.
 func (r *InvitationReconciler) settled(inv *rosterv1.Invitation) ctrl.Result {
 	var after time.Duration
+	if inv.Status.Phase == rosterv1.InvitationExpired {
+		conclude(inv, stalled, false, rosterv1.ReasonExpired, "The link expired unused; raise spec.resendRequests to send a new one")
+	}
 	if inv.Spec.ResendRequests > inv.Status.ResendsHandled {
 		after = r.resendWait(inv)
-		setCondition(inv, "ResendWaiting", metav1.ConditionTrue, "ResendLimit",
-			fmt.Sprintf("At most %d resends in %s; the next resend goes out in %s", maxResendsPerWindow, resendWindow, after.Round(time.Second)))
+		msg := fmt.Sprintf("At most %d resends in %s; the next resend goes out in %s", maxResendsPerWindow, resendWindow, after.Round(time.Second))
+		setCondition(inv, "ResendWaiting", metav1.ConditionTrue, rosterv1.ReasonResendLimit, msg)
+		// A resend is on its way: Roster is still working, nothing waits for a person.
+		setCondition(inv, rosterv1.ConditionReconciling, metav1.ConditionTrue, rosterv1.ReasonResendLimit, msg)
+		meta.RemoveStatusCondition(&inv.Status.Conditions, rosterv1.ConditionStalled)
 	} else {
 		setCondition(inv, "ResendWaiting", metav1.ConditionFalse, "NoResendWaiting", "No resend is waiting")
 	}
-	switch inv.Status.Phase {
-	case rosterv1.InvitationExpired:
-		ready(inv, false, "Expired", "The link expired unused; raise spec.resendRequests to send a new one")
-	case rosterv1.InvitationSent:
+	if inv.Status.Phase == rosterv1.InvitationSent {
 		if until := inv.Status.ExpiresAt.Sub(r.Clock.Now()); after == 0 || until < after {
 			after = until
 		}
@@ -445,9 +449,9 @@ func (r *InvitationReconciler) fail(inv *rosterv1.Invitation, reason rosterv1.In
 	inv.Status.ExpiresAt = nil
 	condReason := string(reason)
 	if condReason == "" {
-		condReason = "MemberConflict"
+		condReason = rosterv1.ReasonMemberConflict
 	}
-	ready(inv, false, condReason, msg)
+	conclude(inv, stalled, false, condReason, msg)
 	r.Recorder.Eventf(inv, nil, corev1.EventTypeWarning, condReason, "Invite", "%s", msg)
 }
 

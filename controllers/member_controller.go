@@ -63,8 +63,9 @@ func (r *MemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 	}
 	r.updatePhase(m, org)
 	syncLabels(m)
+	res, err := r.notify(ctx, m, org)
 	setMemberReady(m)
-	return r.notify(ctx, m, org)
+	return res, err
 }
 
 // recordJoinFacts copies into status how the member joined and, until they sign up, whether
@@ -235,24 +236,31 @@ func syncLabels(m *rosterv1.Member) {
 	set(rosterv1.LabelPhase, string(m.Status.Phase))
 }
 
-// setMemberReady says whether the member is in and, when not, what an admin can do.
+// setMemberReady says whether the spec's decision is in force and, when not, what a person
+// can do. Ready is True for Active, and for Rejected and Terminated too, which are what an
+// admin decided (kstatus reads them as Current); Inactivated and Pending wait for the person
+// or an admin and read as InProgress; so does any phase while its messages are delivered.
 func setMemberReady(m *rosterv1.Member) {
+	p := settled
+	if hasPending(m.Status.Deliveries) {
+		p = working
+	}
 	patchCmd := func(field, value string) string {
 		return fmt.Sprintf(`kubectl patch mem %s -n %s --type=merge -p '{"spec":{"%s":"%s"}}'`, m.Name, m.Namespace, field, value)
 	}
 	switch m.Status.Phase {
 	case rosterv1.MemberActive:
-		ready(m, true, "Active", "The member is active.")
+		conclude(m, p, true, rosterv1.ReasonActive, "The member is active.")
 	case rosterv1.MemberInactivated:
-		ready(m, false, "AwaitingSignUp", "Invited; waiting for the person to open the invitation link and sign up. "+
+		conclude(m, p, false, rosterv1.ReasonAwaitingSignUp, "Invited; waiting for the person to open the invitation link and sign up. "+
 			"To send it again, raise spec.resendRequests on the Invitation.")
 	case rosterv1.MemberPending:
-		ready(m, false, "AwaitingApproval", "Signed up and waiting for an admin's approval: "+patchCmd("approval", "Approved")+
+		conclude(m, p, false, rosterv1.ReasonWaitingForApproval, "Signed up and waiting for an admin's approval: "+patchCmd("approval", "Approved")+
 			" (or Rejected).")
 	case rosterv1.MemberRejected:
-		ready(m, false, "Rejected", "Rejected by "+orSomeone(m.Status.ApprovedBy)+"; to re-approve: "+patchCmd("approval", "Approved"))
+		conclude(m, p, true, rosterv1.ReasonRejected, "Rejected by "+orSomeone(m.Status.ApprovedBy)+"; to re-approve: "+patchCmd("approval", "Approved"))
 	case rosterv1.MemberTerminated:
-		ready(m, false, "Terminated", "Removed; the record is kept. To restore: "+patchCmd("access", "Active"))
+		conclude(m, p, true, rosterv1.ReasonTerminated, "Removed; the record is kept. To restore: "+patchCmd("access", "Active"))
 	}
 }
 

@@ -79,7 +79,7 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, err
 	}
 	if doorOK {
-		ready(org, true, rosterv1.ReasonReconciled, fmt.Sprintf("Door number %s; %d active, %d awaiting approval",
+		conclude(org, settled, true, rosterv1.ReasonReconciled, fmt.Sprintf("Door number %s; %d active, %d awaiting approval",
 			org.Status.DoorNumber, org.Status.Members.Active, org.Status.Members.Pending))
 	}
 	return ctrl.Result{}, nil
@@ -114,7 +114,7 @@ func (r *OrganizationReconciler) assignDoorNumber(ctx context.Context, org *rost
 		}
 		if !ok {
 			org.Status.DoorNumber = ""
-			ready(org, false, "DoorNumberTaken", fmt.Sprintf("Door number %s belongs to another organization; choose another or leave spec.doorNumber empty to get one", want))
+			conclude(org, stalled, false, rosterv1.ReasonDoorNumberTaken, fmt.Sprintf("Door number %s belongs to another organization; choose another or leave spec.doorNumber empty to get one", want))
 			return false, release(cur)
 		}
 		org.Status.DoorNumber = want

@@ -89,7 +89,7 @@ func organization(ctx context.Context, c client.Reader, obj object, name string)
 		return nil, fmt.Errorf("get organization %s: %w", name, err)
 	}
 	if err != nil {
-		ready(obj, false, rosterv1.ReasonOrganizationNotFound,
+		conclude(obj, stalled, false, rosterv1.ReasonOrganizationNotFound,
 			fmt.Sprintf("Organization %q does not exist in namespace %s; create it or fix spec.organizationRef", name, obj.GetNamespace()))
 		return nil, nil
 	}
