@@ -83,8 +83,10 @@ func TestDecideExternalUser(t *testing.T) {
 		{name: "no such application: stalled", facts: externalUserFacts{Status: linked},
 			phase: rosterv1.ExternalUserInvited, progress: stalled, reason: rosterv1.ReasonApplicationNotFound},
 		{name: "resend counters queue confirmation and welcome", facts: externalUserFacts{UID: "u", App: app, LicenseActive: true, SeatGranted: true,
-			Spec:   rosterv1.ExternalUserSpec{Email: "e@x", ResendConfirmationRequests: 2, ResendWelcomeRequests: 1},
-			Status: with(linked, func(s *rosterv1.ExternalUserStatus) { s.EmailVerified, s.RegisteredAt, s.ConfirmationResendsHandled = true, &registeredAt, 1 })},
+			Spec: rosterv1.ExternalUserSpec{Email: "e@x", ResendConfirmationRequests: 2, ResendWelcomeRequests: 1},
+			Status: with(linked, func(s *rosterv1.ExternalUserStatus) {
+				s.EmailVerified, s.RegisteredAt, s.ConfirmationResendsHandled = true, &registeredAt, 1
+			})},
 			phase: rosterv1.ExternalUserActive, progress: working, reason: rosterv1.ReasonSending, regAt: &registeredAt,
 			queue: []notify.TemplateName{notify.TemplateRegistrationConfirmation, notify.TemplateWelcome}},
 	}

@@ -236,7 +236,9 @@ var _ = Describe("External users", func() {
 
 		Expect(adminClient.Delete(ctx, x)).To(Succeed())
 		Eventually(func() bool { return apierrors.IsNotFound(k8sClient.Get(ctx, key(ns, "erin-support"), x)) }, timeout, interval).Should(BeTrue())
-		Consistently(func() rosterv1.ExternalUserPhase { return waitXU(ctx, ns, "erin-billing", rosterv1.ExternalUserActive).Status.Phase }, time.Second, 200*time.Millisecond).
+		Consistently(func() rosterv1.ExternalUserPhase {
+			return waitXU(ctx, ns, "erin-billing", rosterv1.ExternalUserActive).Status.Phase
+		}, time.Second, 200*time.Millisecond).
 			Should(Equal(rosterv1.ExternalUserActive))
 	})
 
