@@ -16,16 +16,10 @@ const (
 	SeatGranted = "granted"
 )
 
-// IndexTeamMember indexes ExternalUsers by the names of the Members on their team.
-const IndexTeamMember = "spec.team.member"
-
 // Condition types of an ExternalUser, besides Ready, Reconciling and Stalled.
 const (
 	// ConditionSeat is True while the user holds one of the application's licensed seats.
 	ConditionSeat = "Seat"
-	// ConditionTeamMemberLeft is True while a Member on the user's team has left the
-	// organization (removed or deleted); its message names them.
-	ConditionTeamMemberLeft = "TeamMemberLeft"
 	// ConditionNotified is False while a message to the user could not be delivered.
 	ConditionNotified = "Notified"
 )
@@ -58,8 +52,4 @@ const (
 	ReasonSeatGranted = "SeatGranted"
 	// ReasonNoSeat: the user does not hold a seat.
 	ReasonNoSeat = "NoSeat"
-	// ReasonTeamMemberLeft: a Member on the team left the organization.
-	ReasonTeamMemberLeft = "TeamMemberLeft"
-	// ReasonTeamPresent: every Member on the team is in the organization.
-	ReasonTeamPresent = "TeamPresent"
 )
