@@ -496,46 +496,28 @@ func (r *InvitationReconciler) dropPendingToken(ctx context.Context, inv *roster
 // issueLink makes the link for a Link invitation, once per send: the link is kept in the
 // Secret for the admin to copy, so a pass that finds it already made keeps it.
 func (r *InvitationReconciler) issueLink(ctx context.Context, inv *rosterv1.Invitation, org *rosterv1.Organization, gen int32) error {
-	sec := &corev1.Secret{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: tokenSecretName(inv)}, sec)
-	if err == nil && string(sec.Data[linktoken.SecretKeyGeneration]) == strconv.Itoa(int(gen)) && len(sec.Data[linktoken.SecretKeyLink]) > 0 {
-		inv.Status.TokenSecretRef = &rosterv1.LocalObjectReference{Name: sec.Name}
-		return nil
-	}
-	if client.IgnoreNotFound(err) != nil {
+	if _, err := r.tokenSecret(inv, gen).ensure(ctx, r.Client, func(token string) string { return r.link(org, token) }); err != nil {
 		return err
 	}
-	token, hash, err := linktoken.New()
-	if err != nil {
-		return err
-	}
-	return r.storeToken(ctx, inv, hash, map[string]string{linktoken.SecretKeyLink: r.link(org, token)}, gen)
+	inv.Status.TokenSecretRef = &rosterv1.LocalObjectReference{Name: tokenSecretName(inv)}
+	return nil
 }
 
 // storeToken writes the token's hash, and what else must be kept with it (the link of a Link
 // invitation for the admin to copy, or the token while its message is delivered), into the
 // invitation's Secret, replacing the one before: the old link stops working.
 func (r *InvitationReconciler) storeToken(ctx context.Context, inv *rosterv1.Invitation, hash string, keep map[string]string, gen int32) error {
-	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tokenSecretName(inv), Namespace: inv.Namespace}}
-	_, err := controllerutil.CreateOrPatch(ctx, r.Client, sec, func() error {
-		if sec.Labels == nil {
-			sec.Labels = map[string]string{}
-		}
-		sec.Labels[rosterv1.LabelPartOf] = rosterv1.PartOfRoster
-		sec.Labels[rosterv1.LabelInvitation] = inv.Name
-		sec.Labels[linktoken.HashLabel] = linktoken.LabelValue(hash)
-		sec.Type = corev1.SecretTypeOpaque
-		sec.Data = map[string][]byte{linktoken.SecretKeyHash: []byte(hash), linktoken.SecretKeyGeneration: []byte(strconv.Itoa(int(gen)))}
-		for k, v := range keep {
-			sec.Data[k] = []byte(v)
-		}
-		return controllerutil.SetControllerReference(inv, sec, r.Scheme())
-	})
-	if err != nil {
-		return fmt.Errorf("store link token: %w", err)
+	if err := r.tokenSecret(inv, gen).store(ctx, r.Client, hash, keep); err != nil {
+		return err
 	}
-	inv.Status.TokenSecretRef = &rosterv1.LocalObjectReference{Name: sec.Name}
+	inv.Status.TokenSecretRef = &rosterv1.LocalObjectReference{Name: tokenSecretName(inv)}
 	return nil
+}
+
+// tokenSecret is the Secret of the invitation's link for send gen.
+func (r *InvitationReconciler) tokenSecret(inv *rosterv1.Invitation, gen int32) linkSecret {
+	return linkSecret{owner: inv, name: tokenSecretName(inv), labels: map[string]string{rosterv1.LabelInvitation: inv.Name},
+		generation: strconv.Itoa(int(gen))}
 }
 
 // deleteToken removes the link once it was used: it is single-use.

@@ -72,7 +72,8 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.countMembers(ctx, org); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.countSeats(ctx, org); err != nil {
+	seatsChange, err := r.allocateSeats(ctx, org)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if err := r.countCollaborators(ctx, org); err != nil {
@@ -82,7 +83,8 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		conclude(org, settled, true, rosterv1.ReasonReconciled, fmt.Sprintf("Door number %s; %d active, %d awaiting approval",
 			org.Status.DoorNumber, org.Status.Members.Active, org.Status.Members.Pending))
 	}
-	return ctrl.Result{}, nil
+	// A license that expires later takes its seats back then.
+	return ctrl.Result{RequeueAfter: seatsChange}, nil
 }
 
 // assignDoorNumber puts the door number in force into status: the one asked for in spec,
@@ -196,34 +198,6 @@ func (r *OrganizationReconciler) syncPublicLink(ctx context.Context, org *roster
 // countMembers copies the organization's member counts, kept as the members' events arrive.
 func (r *OrganizationReconciler) countMembers(_ context.Context, org *rosterv1.Organization) error {
 	org.Status.Members = r.tally.of(types.NamespacedName{Namespace: org.Namespace, Name: org.Name})
-	return nil
-}
-
-// countSeats shows, per application, the licensed seats and how many external users hold or
-// wait for one.
-func (r *OrganizationReconciler) countSeats(ctx context.Context, org *rosterv1.Organization) error {
-	list := &rosterv1.ExternalUserList{}
-	if err := r.List(ctx, list, client.InNamespace(org.Namespace), client.MatchingFields{IndexOrganization: org.Name}); err != nil {
-		return err
-	}
-	var apps []rosterv1.ApplicationStatus
-	for _, a := range org.Spec.Applications {
-		s := rosterv1.ApplicationStatus{Name: a.Name, Seats: a.License.Seats,
-			LicenseExpired: a.License.ExpiresAt != nil && !r.Clock.Now().Before(a.License.ExpiresAt.Time)}
-		for _, x := range list.Items {
-			if x.Spec.Application != a.Name {
-				continue
-			}
-			switch x.Status.Phase {
-			case rosterv1.ExternalUserActive:
-				s.SeatsUsed++
-			case rosterv1.ExternalUserWaitingForSeat:
-				s.Waiting++
-			}
-		}
-		apps = append(apps, s)
-	}
-	org.Status.Applications = apps
 	return nil
 }
 

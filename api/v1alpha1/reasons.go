@@ -7,7 +7,7 @@ const (
 	// organization.
 	ReasonDoorNumberTaken = "DoorNumberTaken"
 
-	// ReasonSending: the invitation is being delivered.
+	// ReasonSending: an invitation, or a message to an external user, is being delivered.
 	ReasonSending = "Sending"
 	// ReasonDeliveryRetrying: a delivery failed for a reason that may pass; it is retried.
 	ReasonDeliveryRetrying = "DeliveryRetrying"
@@ -28,14 +28,14 @@ const (
 	// ReasonResendLimit: a resend waits for the resend window.
 	ReasonResendLimit = "ResendLimit"
 
-	// ReasonActive: the member is in.
+	// ReasonActive: the member is in, or the external user may use the portal.
 	ReasonActive = "Active"
 	// ReasonAwaitingSignUp: the person was invited and has not signed up yet.
 	ReasonAwaitingSignUp = "AwaitingSignUp"
 	// ReasonWaitingForApproval: the person signed up and waits for an admin (the same word
 	// as the invitation failure reason AwaitingApproval).
 	ReasonWaitingForApproval = "AwaitingApproval"
-	// ReasonRejected: an admin rejected the person.
+	// ReasonRejected: an admin rejected the person, or an external user's registration.
 	ReasonRejected = "Rejected"
 	// ReasonTerminated: the member was removed; the record is kept.
 	ReasonTerminated = "Terminated"

@@ -19,7 +19,13 @@ import (
 type Helper struct {
 	client client.Client
 	before map[string]any
+	locked bool
 }
+
+// Lock makes the next Patch carry the object's resourceVersion, so that it fails with a
+// Conflict when the object changed since it was read. A reconciler asks for it when what it
+// writes must rest on exactly what it read, such as a phase that a label on the object grants.
+func (h *Helper) Lock() { h.locked = true }
 
 // NewHelper snapshots obj; call it right after the object was read.
 func NewHelper(obj client.Object, c client.Client) (*Helper, error) {
@@ -45,6 +51,12 @@ func (h *Helper) Patch(ctx context.Context, obj client.Object) error {
 	if err != nil {
 		return err
 	}
+	if h.locked {
+		defer func() { h.locked = false }()
+		if metaPatch, err = withResourceVersion(metaPatch, obj.GetResourceVersion()); err != nil {
+			return err
+		}
+	}
 	if metaPatch != nil {
 		if err := h.client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, metaPatch)); err != nil {
 			return fmt.Errorf("patch metadata: %w", err)
@@ -54,6 +66,11 @@ func (h *Helper) Patch(ctx context.Context, obj client.Object) error {
 	statusPatch, err := mergePatch(map[string]any{"status": h.before["status"]}, map[string]any{"status": status})
 	if err != nil {
 		return err
+	}
+	if h.locked && statusPatch != nil {
+		if statusPatch, err = withResourceVersion(statusPatch, obj.GetResourceVersion()); err != nil {
+			return err
+		}
 	}
 	if statusPatch != nil {
 		if err := h.client.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, statusPatch)); err != nil {
@@ -95,4 +112,23 @@ func mergePatch(before, after map[string]any) ([]byte, error) {
 		return nil, nil
 	}
 	return p, nil
+}
+
+// withResourceVersion adds metadata.resourceVersion to a merge patch, which makes the API
+// server refuse it with a Conflict when the object changed since that version.
+func withResourceVersion(p []byte, rv string) ([]byte, error) {
+	if p == nil {
+		return nil, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(p, &m); err != nil {
+		return nil, err
+	}
+	md, _ := m["metadata"].(map[string]any)
+	if md == nil {
+		md = map[string]any{}
+	}
+	md["resourceVersion"] = rv
+	m["metadata"] = md
+	return json.Marshal(m)
 }

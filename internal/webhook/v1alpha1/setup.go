@@ -57,6 +57,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Complete(); err != nil {
 		return err
 	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &rosterv1.ExternalUser{}).
+		WithValidator(&externalUserValidator{g}).
+		Complete(); err != nil {
+		return err
+	}
 	return ctrl.NewWebhookManagedBy(mgr, &rosterv1.Organization{}).
 		WithValidator(&organizationValidator{g}).
 		Complete()

@@ -1,0 +1,216 @@
+package controllers
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/notify"
+)
+
+// The ExternalUser controller gathers facts, decides on them with a pure function, then acts.
+// decideExternalUser reads no clock and no cluster, so every rule here is table-tested
+// without a server.
+
+// externalUserFacts is everything decideExternalUser looks at.
+type externalUserFacts struct {
+	// Name, Namespace and UID identify the ExternalUser (for messages and delivery keys).
+	Name, Namespace, UID string
+	Spec                 rosterv1.ExternalUserSpec
+	Status               rosterv1.ExternalUserStatus
+	// App is the Organization's application the user belongs to; nil when it has none of
+	// that name.
+	App *rosterv1.Application
+	// LicenseActive is true when the application's license has seats and has not expired.
+	LicenseActive bool
+	// SeatGranted is the seat allocator's decision (the LabelSeat label).
+	SeatGranted bool
+}
+
+// queuedMessage is a message the decision asks to record in status.deliveries.
+type queuedMessage struct {
+	Key      string
+	Template notify.TemplateName
+}
+
+// externalUserDecision is what the controller does and writes.
+type externalUserDecision struct {
+	Phase rosterv1.ExternalUserPhase
+	// RegisteredAt is status.registeredAt after this pass.
+	RegisteredAt *metav1.Time
+	// Groups is status.groups after this pass.
+	Groups []string
+	// Seat says whether the user holds a seat, for the Seat condition.
+	Seat bool
+
+	// The kstatus summary, for conclude.
+	Progress progress
+	Ready    bool
+	Reason   string
+	Message  string
+
+	// IssueLink asks for a new invitation link for spec.invitation.linkGeneration.
+	IssueLink bool
+	// Queue are the messages to record for sending.
+	Queue []queuedMessage
+	// ConfirmationResendsHandled and WelcomeResendsHandled are the counters after this pass.
+	ConfirmationResendsHandled, WelcomeResendsHandled int32
+}
+
+// registered reports whether the person completed registration. Until the portal records
+// registration itself, these facts count: a confirmed email address, a registration the
+// person made themselves, or an admin's approval.
+func registered(spec *rosterv1.ExternalUserSpec, st *rosterv1.ExternalUserStatus) bool {
+	return st.EmailVerified || st.SelfRegistered || spec.Approval == rosterv1.ApprovalApproved
+}
+
+// phaseWithoutSeat is the phase an external user's facts give, with ExternalUserActive
+// meaning "would be Active with a seat". It is shared by the ExternalUser controller and the
+// seat allocator, so both agree on who wants a seat.
+func phaseWithoutSeat(spec *rosterv1.ExternalUserSpec, st *rosterv1.ExternalUserStatus, app *rosterv1.Application) rosterv1.ExternalUserPhase {
+	switch {
+	case spec.Access == rosterv1.ExternalAccessLocked:
+		return rosterv1.ExternalUserLocked
+	case spec.Approval == rosterv1.ApprovalRejected:
+		return rosterv1.ExternalUserRejected
+	case !registered(spec, st):
+		return rosterv1.ExternalUserInvited
+	case st.SelfRegistered && spec.Approval == rosterv1.ApprovalNone && app != nil && app.Portal.ApprovalRequired:
+		return rosterv1.ExternalUserPendingApproval
+	}
+	return rosterv1.ExternalUserActive
+}
+
+// wantsSeat reports whether an external user would be Active if they held a seat.
+func wantsSeat(x *rosterv1.ExternalUser, app *rosterv1.Application) bool {
+	return app != nil && phaseWithoutSeat(&x.Spec, &x.Status, app) == rosterv1.ExternalUserActive
+}
+
+// licenseActive reports whether an application's license gives seats at now.
+func licenseActive(app *rosterv1.Application, now time.Time) bool {
+	return app != nil && app.License.Seats > 0 && (app.License.ExpiresAt == nil || now.Before(app.License.ExpiresAt.Time))
+}
+
+// deliveryKey is the idempotency key of one message to an external user.
+func deliveryKey(uid string, tmpl notify.TemplateName, n int64) string {
+	return fmt.Sprintf("%s/%s/%d", uid, tmpl, n)
+}
+
+// decideExternalUser decides an external user's phase, what to send and how to summarise
+// it, from the gathered facts.
+func decideExternalUser(f externalUserFacts, now time.Time) externalUserDecision {
+	d := externalUserDecision{
+		RegisteredAt:               f.Status.RegisteredAt,
+		ConfirmationResendsHandled: f.Status.ConfirmationResendsHandled,
+		WelcomeResendsHandled:      f.Status.WelcomeResendsHandled,
+		Groups:                     f.Status.Groups,
+	}
+	if !slices.Contains(d.Groups, rosterv1.SystemGroupExternalUsers) {
+		d.Groups = append(slices.Clone(d.Groups), rosterv1.SystemGroupExternalUsers)
+	}
+	if registered(&f.Spec, &f.Status) && d.RegisteredAt == nil {
+		t := metav1.NewTime(now.UTC().Truncate(time.Second))
+		d.RegisteredAt = &t
+	}
+
+	d.Phase = phaseWithoutSeat(&f.Spec, &f.Status, f.App)
+	d.Seat = f.SeatGranted && f.LicenseActive && f.App != nil
+	if d.Phase == rosterv1.ExternalUserActive && !d.Seat {
+		// Only the seat allocator's grant makes a user Active, so no moment has more Active
+		// users than seats.
+		d.Phase = rosterv1.ExternalUserWaitingForSeat
+	}
+
+	gen := f.Spec.Invitation.LinkGeneration
+	d.IssueLink = f.Status.LinkSecretRef == nil || f.Status.LinkGeneration != gen
+	if f.Spec.Email != "" {
+		if key := deliveryKey(f.UID, notify.TemplateExternalInvitation, gen); d.Phase == rosterv1.ExternalUserInvited && !hasDelivery(f.Status.Deliveries, key) {
+			d.Queue = append(d.Queue, queuedMessage{Key: key, Template: notify.TemplateExternalInvitation})
+		}
+	}
+	if n := f.Spec.ResendConfirmationRequests; n > d.ConfirmationResendsHandled {
+		d.ConfirmationResendsHandled = n
+		if f.Spec.Email != "" {
+			d.Queue = append(d.Queue, queuedMessage{Key: deliveryKey(f.UID, notify.TemplateRegistrationConfirmation, int64(n)), Template: notify.TemplateRegistrationConfirmation})
+		}
+	}
+	if n := f.Spec.ResendWelcomeRequests; n > d.WelcomeResendsHandled {
+		d.WelcomeResendsHandled = n
+		if f.Spec.Email != "" {
+			d.Queue = append(d.Queue, queuedMessage{Key: deliveryKey(f.UID, notify.TemplateWelcome, int64(n)), Template: notify.TemplateWelcome})
+		}
+	}
+	d.summarise(f)
+	return d
+}
+
+// summarise sets the kstatus summary: Reconciling while a link or a message is under way,
+// Stalled only where nothing moves until a person acts, settled otherwise.
+func (d *externalUserDecision) summarise(f externalUserFacts) {
+	set := func(p progress, ok bool, reason, msg string) {
+		d.Progress, d.Ready, d.Reason, d.Message = p, ok, reason, msg
+	}
+	patchCmd := func(field, value string) string {
+		return fmt.Sprintf(`kubectl patch xu %s -n %s --type=merge -p '{"spec":{"%s":"%s"}}'`, f.Name, f.Namespace, field, value)
+	}
+	app := f.Spec.Application
+	newest := newestDelivery(f.Status.Deliveries)
+	switch {
+	case f.App == nil:
+		set(stalled, false, rosterv1.ReasonApplicationNotFound, fmt.Sprintf(
+			"The Organization has no application %q; add it to the Organization's spec.applications, or delete this ExternalUser and create one for an existing application", app))
+		return
+	case d.IssueLink:
+		set(working, false, rosterv1.ReasonIssuingLink, "A new invitation link is being made")
+		return
+	case len(d.Queue) > 0 || hasPending(f.Status.Deliveries):
+		set(working, false, rosterv1.ReasonSending, "A message to the user is being sent")
+		return
+	case newest != nil && newest.State == DeliveryFailed:
+		set(stalled, false, string(rosterv1.ReasonDeliveryFailed), fmt.Sprintf(
+			"The %s message could not be delivered (%s); fix the address or the Organization's notification settings, then raise the matching resend counter or spec.invitation.linkGeneration",
+			keyPurpose(newest.Key), newest.Error))
+		return
+	}
+	switch d.Phase {
+	case rosterv1.ExternalUserActive:
+		set(settled, true, rosterv1.ReasonActive, fmt.Sprintf("Active in %s", app))
+	case rosterv1.ExternalUserInvited:
+		link := "their personal link"
+		if f.Status.LinkSecretRef != nil {
+			link = fmt.Sprintf("their personal link (Secret %s, key %q)", f.Status.LinkSecretRef.Name, "link")
+		}
+		set(settled, false, rosterv1.ReasonInvited, fmt.Sprintf(
+			"Waiting for the person to register through %s; to make a new link and invalidate the old one, raise spec.invitation.linkGeneration", link))
+	case rosterv1.ExternalUserPendingApproval:
+		set(settled, false, rosterv1.ReasonPendingApproval, "Registered and waiting for an admin's approval: "+patchCmd("approval", "Approved")+" (or Rejected)")
+	case rosterv1.ExternalUserLocked:
+		set(settled, false, rosterv1.ReasonLocked, "Locked out by an admin; to let them in again: "+patchCmd("access", "Enabled"))
+	case rosterv1.ExternalUserRejected:
+		set(settled, false, rosterv1.ReasonRejected, "The registration was rejected; to approve it after all: "+patchCmd("approval", "Approved"))
+	case rosterv1.ExternalUserWaitingForSeat:
+		if !f.LicenseActive {
+			set(stalled, false, rosterv1.ReasonLicenseExpired, fmt.Sprintf(
+				"The license of %s has expired or has no seats; renew it in the Organization's spec.applications (license.seats, license.expiresAt) and the user gets a seat", app))
+			return
+		}
+		set(settled, false, rosterv1.ReasonWaitingForSeat, fmt.Sprintf(
+			"All %d seats of %s are taken; the user gets one, oldest first, when a seat is freed or the Organization's license.seats for %s is raised",
+			f.App.License.Seats, app, app))
+	}
+}
+
+func hasDelivery(ds []rosterv1.Delivery, key string) bool {
+	return slices.ContainsFunc(ds, func(d rosterv1.Delivery) bool { return d.Key == key })
+}
+
+// newestDelivery is the delivery recorded last, or nil.
+func newestDelivery(ds []rosterv1.Delivery) *rosterv1.Delivery {
+	if len(ds) == 0 {
+		return nil
+	}
+	return &ds[len(ds)-1]
+}
