@@ -151,6 +151,14 @@ func (r *InvitationReconciler) ensureMember(ctx context.Context, inv *rosterv1.I
 		return nil, err
 	}
 	if inv.Status.MemberRef != nil {
+		// The cache may not have the Member this invitation made a moment ago: ask the API
+		// server before concluding it is gone.
+		fresh := &rosterv1.Member{}
+		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: inv.Status.MemberRef.Name}, fresh); err == nil {
+			return nil, nil // the watch brings the Member into the cache, and us back
+		} else if !apierrors.IsNotFound(err) {
+			return nil, err
+		}
 		// The member went away after the invitation made it: an admin deleted it. Nothing
 		// can be accepted any more.
 		r.fail(inv, "", fmt.Sprintf("Member %s of this invitation was deleted; delete the invitation and invite again", inv.Status.MemberRef.Name))
@@ -328,7 +336,7 @@ func (r *InvitationReconciler) resendWait(inv *rosterv1.Invitation) time.Duratio
 func (r *InvitationReconciler) deliver(ctx context.Context, inv *rosterv1.Invitation, org *rosterv1.Organization, m *rosterv1.Member) (ctrl.Result, error) {
 	gen := inv.Status.ResendsHandled
 	if inv.Status.Phase != rosterv1.InvitationPending {
-		return r.settled(inv), r.dropPendingToken(ctx, inv)
+		return r.settled(inv), nil
 	}
 	ch, recipient := channelFor(inv, m)
 	if ch == "" {
@@ -389,6 +397,9 @@ func (r *InvitationReconciler) deliver(ctx context.Context, inv *rosterv1.Invita
 		conclude(inv, working, false, rosterv1.ReasonDeliveryRetrying, fmt.Sprintf("Delivery failed (%s); retrying in %s", d.Error, retry))
 		r.Recorder.Eventf(inv, nil, corev1.EventTypeWarning, "DeliveryRetrying", "Send", "Delivery attempt %d failed; retrying in %s", d.Attempts, retry)
 		return ctrl.Result{RequeueAfter: retry}, nil
+	}
+	if err := r.dropPendingToken(ctx, inv); err != nil {
+		return ctrl.Result{}, err
 	}
 	r.sent(inv, org)
 	conclude(inv, settled, true, rosterv1.ReasonSent, fmt.Sprintf("Sent by %s to %s; the link works until %s", ch, recipientAddress(recipient, ch), inv.Status.ExpiresAt.UTC().Format(time.RFC3339)))
@@ -479,10 +490,11 @@ func (r *InvitationReconciler) deliveryToken(ctx context.Context, inv *rosterv1.
 	return token, r.storeToken(ctx, inv, hash, map[string]string{linktoken.SecretKeyPending: token}, gen)
 }
 
-// dropPendingToken removes the token kept for a delivery once it is over.
+// dropPendingToken removes the token kept for a delivery once it is over: in the pass that
+// delivered it, before the invitation reads Sent, so that from then on only the hash is kept.
 func (r *InvitationReconciler) dropPendingToken(ctx context.Context, inv *rosterv1.Invitation) error {
 	sec := &corev1.Secret{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: tokenSecretName(inv)}, sec); err != nil {
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: tokenSecretName(inv)}, sec); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	if _, ok := sec.Data[linktoken.SecretKeyPending]; !ok {

@@ -72,7 +72,7 @@ var _ = Describe("Sending", func() {
 		notifier.fail("retry@links.example", fmt.Errorf("connection reset by peer"))
 		inv := invitation(ns, "retry", rosterv1.InvitationMethodEmail, rosterv1.Invitee{Email: "retry@links.example"})
 		Expect(adminClient.Create(ctx, inv)).To(Succeed())
-		Eventually(func() []string { return notifier.attemptedLinks("retry@links.example") }, timeout, interval).Should(HaveLen(2))
+		Eventually(func() int { return len(notifier.attemptedLinks("retry@links.example")) }, timeout, interval).Should(BeNumerically(">=", 2))
 		notifier.fail("retry@links.example", nil)
 		waitInvitation(ctx, inv, rosterv1.InvitationSent)
 		links := notifier.attemptedLinks("retry@links.example")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -98,10 +99,48 @@ type Notifications struct {
 	APIReader client.Reader
 	// RetryBackoff is the wait before retrying a failed delivery; notify.Backoff when nil.
 	RetryBackoff func(attempt int) time.Duration
+	// Retries holds each failed delivery back until its backoff has passed; without it, the
+	// watch event of a pass's own status write would bring the next attempt forward at once.
+	Retries *RetryGate
 }
 
 func (d Notifications) outbox(c clock.PassiveClock) outbox {
-	return outbox{notifier: d.Notifier, clock: c, reader: d.APIReader, backoff: d.RetryBackoff}
+	return outbox{notifier: d.Notifier, clock: c, reader: d.APIReader, backoff: d.RetryBackoff, retries: d.Retries}
+}
+
+// RetryGate remembers, in memory, when each failed delivery may be tried again. A restarted
+// manager forgets, and tries each once at once: the backoff is for a server's sake, not a
+// promise.
+type RetryGate struct {
+	mu   sync.Mutex
+	next map[string]time.Time
+}
+
+// NewRetryGate returns an empty gate.
+func NewRetryGate() *RetryGate { return &RetryGate{next: map[string]time.Time{}} }
+
+// wait is how long the delivery under key must still wait.
+func (g *RetryGate) wait(key string) time.Duration {
+	if g == nil {
+		return 0
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return time.Until(g.next[key])
+}
+
+// after holds the delivery under key back for d; d <= 0 lets it go.
+func (g *RetryGate) after(key string, d time.Duration) {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if d <= 0 {
+		delete(g.next, key)
+		return
+	}
+	g.next[key] = time.Now().Add(d)
 }
 
 // outbox keeps an object's status.deliveries: a message is recorded as Sending before it is
@@ -115,6 +154,8 @@ type outbox struct {
 	reader client.Reader
 	// backoff is the wait before retry n of a transient failure; notify.Backoff by default.
 	backoff func(attempt int) time.Duration
+	// retries holds failed deliveries back until their backoff passed.
+	retries *RetryGate
 }
 
 // withDeliveries is a kind that keeps delivery records.
@@ -176,6 +217,9 @@ func (o outbox) send(ctx context.Context, d *rosterv1.Delivery, s notify.Setting
 	if d.State != DeliverySending {
 		return 0, nil
 	}
+	if wait := o.retries.wait(d.Key); wait > 0 {
+		return wait, nil // not yet: the last attempt's backoff has not passed
+	}
 	err := o.notifier.Send(ctx, s, notify.Channel(d.Channel), msg)
 	if after, busy := notify.Busy(err); busy {
 		// Not attempted: the organization's channel is at its rate or has sends in
@@ -188,8 +232,10 @@ func (o outbox) send(ctx context.Context, d *rosterv1.Delivery, s notify.Setting
 	switch {
 	case err == nil:
 		d.State, d.Error = DeliverySent, ""
+		o.retries.after(d.Key, 0)
 		return 0, nil
 	case notify.IsPermanent(err):
+		o.retries.after(d.Key, 0)
 		d.State, d.Error = DeliveryFailed, truncate(err.Error())
 		return 0, err
 	default:
@@ -198,7 +244,9 @@ func (o outbox) send(ctx context.Context, d *rosterv1.Delivery, s notify.Setting
 		if backoff == nil {
 			backoff = notify.Backoff
 		}
-		return backoff(int(d.Attempts) - 1), nil
+		wait := backoff(int(d.Attempts) - 1)
+		o.retries.after(d.Key, wait)
+		return wait, nil
 	}
 }
 

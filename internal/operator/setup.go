@@ -40,7 +40,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("indexes: %w", err)
 	}
 	c := mgr.GetClient()
-	notifications := controllers.Notifications{Notifier: opts.Notifier, APIReader: mgr.GetAPIReader(), RetryBackoff: opts.RetryBackoff}
+	notifications := controllers.Notifications{Notifier: opts.Notifier, APIReader: mgr.GetAPIReader(), RetryBackoff: opts.RetryBackoff,
+		Retries: controllers.NewRetryGate()}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&controllers.OrganizationReconciler{Client: c, Recorder: mgr.GetEventRecorder("organization-controller"), Clock: opts.Clock,
 			APIReader: mgr.GetAPIReader(), PortalURL: opts.PortalURL},
