@@ -48,6 +48,16 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 			return err
 		}
 	}
+	// External users by email in lower case, so that counting an organization's collaborators
+	// finds whether one is an application's external user with one lookup, not a listing.
+	if err := idx.IndexField(ctx, &rosterv1.ExternalUser{}, rosterv1.IndexEmail, func(o client.Object) []string {
+		if v := strings.ToLower(o.(*rosterv1.ExternalUser).Spec.Email); v != "" {
+			return []string{v}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -201,7 +202,10 @@ func (r *OrganizationReconciler) countMembers(_ context.Context, org *rosterv1.O
 	return nil
 }
 
-// countCollaborators counts the collaborations still in at least one module.
+// countCollaborators counts the collaborations still in at least one module, leaving out
+// the collaborators who are an application's external users: a Collaboration whose email is
+// an ExternalUser's in the same organization belongs to that application's portal. Each
+// active collaboration costs one lookup in the cache's email index.
 func (r *OrganizationReconciler) countCollaborators(ctx context.Context, org *rosterv1.Organization) error {
 	list := &rosterv1.CollaborationList{}
 	if err := r.List(ctx, list, client.InNamespace(org.Namespace), client.MatchingFields{IndexOrganization: org.Name}); err != nil {
@@ -209,12 +213,36 @@ func (r *OrganizationReconciler) countCollaborators(ctx context.Context, org *ro
 	}
 	var n int32
 	for _, c := range list.Items {
-		if c.Status.ActiveModules > 0 {
+		if c.Status.ActiveModules == 0 {
+			continue
+		}
+		external, err := r.isExternalUser(ctx, org, c.Spec.Collaborator.Email)
+		if err != nil {
+			return err
+		}
+		if !external {
 			n++
 		}
 	}
 	org.Status.Collaborators = n
 	return nil
+}
+
+// isExternalUser reports whether email is one of the organization's external users'.
+func (r *OrganizationReconciler) isExternalUser(ctx context.Context, org *rosterv1.Organization, email string) (bool, error) {
+	if email == "" {
+		return false, nil
+	}
+	users := &rosterv1.ExternalUserList{}
+	if err := r.List(ctx, users, client.InNamespace(org.Namespace), client.MatchingFields{rosterv1.IndexEmail: strings.ToLower(email)}); err != nil {
+		return false, err
+	}
+	for _, x := range users.Items {
+		if x.Spec.OrganizationRef.Name == org.Name {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // portalURL is where an organization's links point: its spec.portalURL, or the manager's

@@ -20,7 +20,8 @@ const (
 const (
 	// ConditionSeat is True while the user holds one of the application's licensed seats.
 	ConditionSeat = "Seat"
-	// ConditionNotified is False while a message to the user could not be delivered.
+	// ConditionNotified says whether every message to the person (an external user, a
+	// collaborator) was delivered; False while one could not be, or when no channel reaches them.
 	ConditionNotified = "Notified"
 )
 
@@ -40,7 +41,7 @@ const (
 	ReasonApplicationNotFound = "ApplicationNotFound"
 	// ReasonIssuingLink: a new invitation link is being made.
 	ReasonIssuingLink = "IssuingLink"
-	// ReasonDelivered: every message to the user was delivered.
+	// ReasonDelivered: every message to the person was delivered.
 	ReasonDelivered = "Delivered"
 	// ReasonSeatGranted: the user holds a seat.
 	ReasonSeatGranted = "SeatGranted"

@@ -22,7 +22,7 @@ const (
 	IndexOrganization = "spec.organizationRef.name"
 	// IndexUsername indexes Members by spec.username, to find one person's account.
 	IndexUsername = "spec.username"
-	// IndexEmail indexes Members by spec.email in lower case.
+	// IndexEmail indexes Members and ExternalUsers by spec.email in lower case.
 	IndexEmail = "spec.email"
 	// IndexPhone indexes Members by spec.phone.
 	IndexPhone = "spec.phone"

@@ -50,6 +50,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		&controllers.MemberReconciler{Client: c, Recorder: mgr.GetEventRecorder("member-controller"), Clock: opts.Clock, Notifications: notifications},
 		&controllers.ExternalUserReconciler{Client: c, Recorder: mgr.GetEventRecorder("externaluser-controller"), Clock: opts.Clock,
 			Notifications: notifications, PortalURL: opts.PortalURL},
+		&controllers.CollaborationReconciler{Client: c, Recorder: mgr.GetEventRecorder("collaboration-controller"), Clock: opts.Clock,
+			Notifications: notifications},
 	}
 	for _, r := range reconcilers {
 		if err := r.SetupWithManager(mgr); err != nil {
