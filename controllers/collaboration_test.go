@@ -164,7 +164,7 @@ var _ = Describe("Collaborations", func() {
 
 	It("F21 an application's external user is not counted among the organization's collaborators", func(ctx context.Context) {
 		org := newOrganization(ctx, ns, func(o *rosterv1.Organization) {
-			o.Spec.Applications = []rosterv1.Application{{Name: "support-portal"}}
+			o.Spec.Applications = []rosterv1.Application{{Name: "support-portal", License: rosterv1.License{Seats: 5}}}
 		})
 		Expect(adminClient.Create(ctx, &rosterv1.ExternalUser{
 			ObjectMeta: metav1.ObjectMeta{Name: "erin-support", Namespace: ns},

@@ -86,7 +86,7 @@ var _ = Describe("External users", func() {
 	BeforeEach(func(ctx context.Context) { ns = newNamespace(ctx) })
 
 	It("F22 external users are added only by admins, and only to an application with an active license", func(ctx context.Context) {
-		past := metav1.NewTime(time.Now().Add(-time.Hour))
+		past := metav1.NewTime(fakeClock.Now().Add(-time.Hour))
 		expired := licensed("old", 5)
 		expired.License.ExpiresAt = &past
 		newOrganization(ctx, ns, withApps(licensed("support", 3), licensed("unlicensed", 0), expired))
@@ -320,7 +320,7 @@ var _ = Describe("External users", func() {
 		waitXU(ctx, ns, "u3", rosterv1.ExternalUserActive)
 
 		By("an expired license takes every seat back, and renewing it gives them back")
-		past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+		past := fakeClock.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
 		Expect(setSpec(ctx, adminClient, org, `{"applications":[{"name":"support","license":{"seats":3,"expiresAt":"`+past+`"}}]}`)).To(Succeed())
 		for _, name := range []string{"u1", "u2", "u3"} {
 			x := waitXU(ctx, ns, name, rosterv1.ExternalUserWaitingForSeat)
@@ -330,7 +330,7 @@ var _ = Describe("External users", func() {
 		Eventually(func() rosterv1.ApplicationStatus { return orgApplications(ctx, ns)["support"] }, timeout, interval).
 			Should(Equal(rosterv1.ApplicationStatus{Name: "support", Seats: 3, Waiting: 3, LicenseExpired: true}))
 		refused(adminClient.Create(ctx, externalUser(ns, "late", "support")), "expired")
-		future := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+		future := fakeClock.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
 		Expect(setSpec(ctx, adminClient, org, `{"applications":[{"name":"support","license":{"seats":2,"expiresAt":"`+future+`"}}]}`)).To(Succeed())
 		waitXU(ctx, ns, "u1", rosterv1.ExternalUserActive)
 		waitXU(ctx, ns, "u2", rosterv1.ExternalUserActive)

@@ -93,7 +93,7 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // after the number, so of two organizations that want one number only one can have it,
 // whatever order the API server sees them in.
 func (r *OrganizationReconciler) assignDoorNumber(ctx context.Context, org *rosterv1.Organization) (bool, error) {
-	claims := membership.Claims{Client: r.Client, Reader: r.APIReader, Now: r.Clock.Now}
+	claims := membership.Claims{Client: r.Client, Reader: r.APIReader}
 	me := rosterv1.ClaimHolder{Kind: "Organization", Namespace: org.Namespace, Name: org.Name}
 	take := func(door string) (bool, error) {
 		err := claims.Take(ctx, rosterv1.ClaimDoorNumber, membership.DoorNumberClaimName(door), door, me)

@@ -75,7 +75,7 @@ func (a *Acceptor) claims() Claims {
 	if r == nil {
 		r = a.Client
 	}
-	return Claims{Client: a.Client, Reader: r, Now: a.Clock.Now}
+	return Claims{Client: a.Client, Reader: r}
 }
 
 var usernamePattern = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.@_]*[a-z0-9])?$`)

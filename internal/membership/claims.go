@@ -43,8 +43,6 @@ type Claims struct {
 	// Reader reads Claims and their holders past any cache: a claim decision must see the
 	// API server's state.
 	Reader client.Reader
-	// Now is the time; the grace of new claims is measured against it.
-	Now func() time.Time
 }
 
 // Take reserves value for holder. It succeeds when holder already has it, and takes over a
@@ -113,7 +111,9 @@ func (c Claims) current(ctx context.Context, name string) (*rosterv1.Claim, bool
 		}
 		return nil, false, err
 	}
-	if c.Now().Before(existing.CreationTimestamp.Add(claimGrace)) {
+	// The grace is measured on the wall clock against the API server's creation time, never
+	// on a controller's (possibly fake) clock.
+	if time.Now().Before(existing.CreationTimestamp.Add(claimGrace)) {
 		return existing, false, nil
 	}
 	holds, err := c.stillHolds(ctx, existing)

@@ -136,7 +136,7 @@ func TestInvitationAdmissionCostDoesNotGrow(t *testing.T) {
 		reader := &countingReader{Reader: cch}
 		apiReader := &countingReader{Reader: c}
 		now := func() time.Time { return time.Now() }
-		g := &gate{reader: reader, claims: membership.Claims{Client: c, Reader: apiReader, Now: now},
+		g := &gate{reader: reader, claims: membership.Claims{Client: c, Reader: apiReader},
 			ledger: membership.Ledger{Client: c, Reader: apiReader}, now: now, decoder: admission.NewDecoder(scheme)}
 		inv := &rosterv1.Invitation{ObjectMeta: metav1.ObjectMeta{Name: "new", Namespace: ns}, Spec: rosterv1.InvitationSpec{
 			OrganizationRef: rosterv1.OrganizationReference{Name: "acme"}, Method: rosterv1.InvitationMethodEmail,

@@ -40,7 +40,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	g := &gate{
 		reader:  mgr.GetClient(),
 		trusted: opts.TrustedUsers,
-		claims:  membership.Claims{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Now: opts.Now},
+		claims:  membership.Claims{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
 		ledger:  membership.Ledger{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
 		now:     opts.Now,
 		decoder: admission.NewDecoder(mgr.GetScheme()),
