@@ -140,19 +140,11 @@ func (r *ExternalUserReconciler) apply(x *rosterv1.ExternalUser, d externalUserD
 // syncExternalUserLabels mirrors application, company and phase into labels, so that
 // `kubectl get xu -l org.roster.dev/company=Partner-GmbH` selects them.
 func syncExternalUserLabels(x *rosterv1.ExternalUser) {
-	set := func(key, value string) {
-		if value == "" {
-			delete(x.Labels, key)
-			return
-		}
-		if x.Labels == nil {
-			x.Labels = map[string]string{}
-		}
-		x.Labels[key] = value
-	}
-	set(rosterv1.LabelApplication, labelValue(x.Spec.Application))
-	set(rosterv1.LabelCompany, labelValue(x.Spec.Company))
-	set(rosterv1.LabelPhase, string(x.Status.Phase))
+	setLabels(x, map[string]string{
+		rosterv1.LabelApplication: labelValue(x.Spec.Application),
+		rosterv1.LabelCompany:     labelValue(x.Spec.Company),
+		rosterv1.LabelPhase:       string(x.Status.Phase),
+	})
 }
 
 // portalLinkSecretName is the Secret that holds an external user's individual link.

@@ -222,18 +222,26 @@ func labelValue(s string) string {
 
 // syncLabels mirrors department and phase into labels so `kubectl get mem -l` selects them.
 func syncLabels(m *rosterv1.Member) {
-	set := func(key, value string) {
+	setLabels(m, map[string]string{
+		rosterv1.LabelDepartment: labelValue(m.Spec.Department),
+		rosterv1.LabelPhase:      string(m.Status.Phase),
+	})
+}
+
+// setLabels sets the object's labels to the values given, removing those whose value is empty.
+func setLabels(obj client.Object, values map[string]string) {
+	labels := obj.GetLabels()
+	for key, value := range values {
 		if value == "" {
-			delete(m.Labels, key)
-			return
+			delete(labels, key)
+			continue
 		}
-		if m.Labels == nil {
-			m.Labels = map[string]string{}
+		if labels == nil {
+			labels = map[string]string{}
 		}
-		m.Labels[key] = value
+		labels[key] = value
 	}
-	set(rosterv1.LabelDepartment, labelValue(m.Spec.Department))
-	set(rosterv1.LabelPhase, string(m.Status.Phase))
+	obj.SetLabels(labels)
 }
 
 // setMemberReady says whether the spec's decision is in force and, when not, what a person
