@@ -154,6 +154,32 @@ var _ = Describe("Authority that cannot be forged", func() {
 			`username "mallory" is already Member mallory's in Organization acme`)
 	})
 
+	It("standing: only an Active member acts in their role; a pending or removed one has none", func(ctx context.Context) {
+		By("an Admin who joined by the public link and waits for approval approves himself")
+		member(ctx, ns, "pam", "pam@attack.example", rosterv1.RoleAdmin, func(m *rosterv1.Member) {
+			m.Spec.Provenance.JoinMethod = rosterv1.JoinMethodPublicLink
+		})
+		pam := waitMember(ctx, ns, "pam", rosterv1.MemberPending)
+		forbidden(setSpec(ctx, asUser("pam"), pam, `{"approval":"Approved"}`),
+			"only admins of Organization acme change spec.approval (approve, reject, remove, restore, change roles and edit work details); pam has no role there")
+		forbidden(asUser("pam").Create(ctx, invitation(ns, "from-pam", rosterv1.InvitationMethodEmail, rosterv1.Invitee{Email: "x@attack.example"})),
+			"pam is not an active member of Organization acme; only its members invite")
+
+		By("a removed Admin restores himself, or goes on inviting")
+		Expect(setSpec(ctx, adminClient, get(ctx, adamUser), `{"access":"Terminated"}`)).To(Succeed())
+		Eventually(func() rosterv1.Access { // the webhook reads the Member from the manager's cache
+			m := &rosterv1.Member{}
+			Expect(mgrClient.Get(ctx, key(ns, adamUser), m)).To(Succeed())
+			return m.Spec.Access
+		}, timeout, interval).Should(Equal(rosterv1.AccessTerminated))
+		forbidden(setSpec(ctx, adam, get(ctx, adamUser), `{"access":"Active"}`),
+			"only admins of Organization acme change spec.access (approve, reject, remove, restore, change roles and edit work details); adam has no role there")
+		forbidden(adam.Create(ctx, invitation(ns, "from-adam", rosterv1.InvitationMethodEmail, rosterv1.Invitee{Email: "y@attack.example"})),
+			"adam is not an active member of Organization acme; only its members invite")
+		Expect(get(ctx, "pam").Spec.Approval).NotTo(Equal(rosterv1.ApprovalApproved))
+		Expect(get(ctx, adamUser).Spec.Access).To(Equal(rosterv1.AccessTerminated))
+	})
+
 	It("invitations: only members invite, and only into an organization that exists", func(ctx context.Context) {
 		forbidden(eve.Create(ctx, invitation(ns, "from-eve", rosterv1.InvitationMethodEmail, rosterv1.Invitee{Email: "x@attack.example"})),
 			"eve is not an active member of Organization acme; only its members invite")
