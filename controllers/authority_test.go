@@ -141,6 +141,30 @@ var _ = Describe("Authority that cannot be forged", func() {
 		}, "1s", interval).Should(Equal(rosterv1.InvitationSent))
 	})
 
+	It("before sign-up, where the invitation link goes is an admin's to say: nobody else redirects it", func(ctx context.Context) {
+		invite(ctx, adminClient, invitation(ns, "target", rosterv1.InvitationMethodEmail,
+			rosterv1.Invitee{Name: "Target", Email: "target@attack.example"}, func(i *rosterv1.Invitation) { i.Spec.Role = rosterv1.RoleAdmin }),
+			rosterv1.InvitationSent)
+		target := waitMember(ctx, ns, "target", rosterv1.MemberInactivated)
+		for _, c := range []client.Client{mallory, eve, oscar} {
+			forbidden(setSpec(ctx, c, target, `{"email":"thief@attack.example"}`),
+				"change spec.email (approve, reject, remove, restore, change roles and edit work details)")
+			forbidden(setSpec(ctx, c, target, `{"phone":"+4915100000666"}`), "change spec.phone")
+		}
+		Expect(get(ctx, "target").Spec.Email).To(Equal("target@attack.example"))
+		By("an admin may correct a typo before the person signs up")
+		Expect(setSpec(ctx, adminClient, target, `{"email":"target.right@attack.example"}`)).To(Succeed())
+	})
+
+	It("deleting the organization is a Super Admin's decision", func(ctx context.Context) {
+		org := &rosterv1.Organization{}
+		Expect(k8sClient.Get(ctx, key(ns, "acme"), org)).To(Succeed())
+		for _, c := range []client.Client{mallory, eve, oscar, adam} {
+			forbidden(c.Delete(ctx, org), "only Super Admins of Organization acme delete it")
+		}
+		Expect(adminClient.Delete(ctx, org)).To(Succeed())
+	})
+
 	It("members created directly: only admins add them, so nobody skips the invitation and its approval", func(ctx context.Context) {
 		for who, c := range map[string]client.Client{malloryUser: mallory, eveUser: eve, oscarUser: oscar} {
 			err := c.Create(ctx, &rosterv1.Member{ObjectMeta: metav1.ObjectMeta{Name: "sneak-" + who, Namespace: ns},

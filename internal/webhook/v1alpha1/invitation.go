@@ -81,7 +81,7 @@ func (v *invitationValidator) ValidateCreate(ctx context.Context, inv *rosterv1.
 	if role == "" {
 		role = rosterv1.RoleMember
 	}
-	if (membership.IsAdmin(role) && !membership.IsAdmin(a.Role)) || membership.Outranks(role, a.Role) {
+	if membership.Outranks(role, a.Role) {
 		return nil, apierrors.NewInvalid(invitationGK, inv.Name, field.ErrorList{field.Forbidden(field.NewPath("spec", "role"),
 			fmt.Sprintf("%s has %s in Organization %s and cannot invite someone as %s: nobody grants a role above their own. "+
 				"Invite them as %s, or ask a %s of %s to invite them", r.User, orNone(a.Role), org, role, highestGrantable(a.Role), role, org))})

@@ -208,9 +208,11 @@ func roleOrMember(r rosterv1.Role) rosterv1.Role {
 	return r
 }
 
-// personalFields lets only the person change their name, email and phone once they signed up.
+// personalFields lets only the person change their name, email and phone once they signed
+// up. Before that they are where the invitation link goes: only admins change them then,
+// since whoever could would receive the link.
 func personalFields(r request, old, m *rosterv1.Member) error {
-	if old.Spec.Username == "" || r.User == old.Spec.Username {
+	if old.Spec.Username != "" && r.User == old.Spec.Username {
 		return nil
 	}
 	var changed []string
@@ -223,8 +225,8 @@ func personalFields(r request, old, m *rosterv1.Member) error {
 	if m.Spec.Phone != old.Spec.Phone {
 		changed = append(changed, "phone")
 	}
-	if len(changed) == 0 {
-		return nil
+	if len(changed) == 0 || old.Spec.Username == "" {
+		return nil // before sign-up, adminChanges lists them
 	}
 	return apierrors.NewForbidden(memberGR, m.Name, fmt.Errorf(
 		"%s belong to %s, who signed up as %q; only they can change them (admins edit department, position, workNumber and location)",
@@ -243,6 +245,12 @@ func adminChanges(old, m *rosterv1.Member) []string {
 	add(old.Spec.Access != m.Spec.Access, "access")
 	add(roleOrMember(old.Spec.Role) != roleOrMember(m.Spec.Role), "role")
 	add(old.Spec.WorkDetails != m.Spec.WorkDetails, "work details")
+	if old.Spec.Username == "" {
+		// Until the person signs up, where their invitation link goes is an admin's to say.
+		add(old.Spec.DisplayName != m.Spec.DisplayName, "displayName")
+		add(old.Spec.Email != m.Spec.Email, "email")
+		add(old.Spec.Phone != m.Spec.Phone, "phone")
+	}
 	return what
 }
 

@@ -19,7 +19,7 @@ var (
 	organizationGK = schema.GroupKind{Group: rosterv1.GroupVersion.Group, Kind: "Organization"}
 )
 
-// +kubebuilder:webhook:path=/validate-org-roster-dev-v1alpha1-organization,mutating=false,failurePolicy=fail,sideEffects=None,groups=org.roster.dev,resources=organizations;organizations/status,verbs=create;update,versions=v1alpha1,name=vorganization.roster.dev,admissionReviewVersions=v1
+// +kubebuilder:webhook:path=/validate-org-roster-dev-v1alpha1-organization,mutating=false,failurePolicy=fail,sideEffects=None,groups=org.roster.dev,resources=organizations;organizations/status,verbs=create;update;delete,versions=v1alpha1,name=vorganization.roster.dev,admissionReviewVersions=v1
 
 // organizationValidator refuses a door number another organization holds, and lets only the
 // organization's admins change its spec: its plan and quota, join rules, portal address and
@@ -74,8 +74,28 @@ func (v *organizationValidator) ValidateUpdate(ctx context.Context, old, org *ro
 	return nil, v.doorNumberFree(ctx, org)
 }
 
-func (v *organizationValidator) ValidateDelete(context.Context, *rosterv1.Organization) (admission.Warnings, error) {
-	return nil, nil
+// ValidateDelete lets only Super Admins delete an organization (deleting it takes every
+// membership with it, and a recreated one could name new admins), and the cluster's own
+// controllers clean up a deleted namespace. An organization without admins is anyone's
+// RBAC allows.
+func (v *organizationValidator) ValidateDelete(ctx context.Context, org *rosterv1.Organization) (admission.Warnings, error) {
+	r, err := v.request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.Trusted || r.System || len(org.Spec.Admins) == 0 || membership.IsOrganizationAdmin(org, r.User, r.UserInfo.Groups) {
+		return nil, nil
+	}
+	a, err := v.authority(ctx, r, org.Namespace, org.Name)
+	if err != nil {
+		return nil, err
+	}
+	if a.Role == rosterv1.RoleSuperAdmin {
+		return nil, nil
+	}
+	return nil, apierrors.NewForbidden(organizationGR, org.Name, fmt.Errorf(
+		"only Super Admins of Organization %s delete it, with every membership in it; %s has %s there. Ask one of the admins in spec.admins",
+		org.Name, r.User, orNone(a.Role)))
 }
 
 // doorNumberFree refuses a door number whose claim another organization holds. Two

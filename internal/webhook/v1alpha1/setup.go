@@ -113,7 +113,7 @@ func (g *gate) authority(ctx context.Context, r request, namespace, org string) 
 	return a, nil
 }
 
-// orDash names a role for a message.
+// orNone names a role for a message.
 func orNone(r rosterv1.Role) string {
 	if r == "" {
 		return "no role"
