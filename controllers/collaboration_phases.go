@@ -225,7 +225,8 @@ func decideCollaboration(f collaborationFacts, now time.Time) collaborationDecis
 		d.Message = fmt.Sprintf("In no module any more; telling %s before the Collaboration is %s", who,
 			map[bool]string{true: "kept as Removed", false: "deleted"}[c.Spec.CleanupPolicy == rosterv1.CleanupRetain])
 	case len(active) == 0 && c.Spec.CleanupPolicy == rosterv1.CleanupRetain:
-		d.Progress, d.Reason = settled, rosterv1.ReasonCollaborationRemoved
+		// What the spec asks for: Ready, and Current to kstatus.
+		d.Progress, d.Ready, d.Reason = settled, true, rosterv1.ReasonCollaborationRemoved
 		d.Message = fmt.Sprintf("In no module any more; the record is kept (cleanupPolicy Retain). To add them to a module again: "+
 			`kubectl patch collab %s -n %s --type=json -p '[{"op":"add","path":"/spec/modules/-","value":{"kind":"Project","name":"NAME"}}]'`+
 			"; to delete it: kubectl delete collab %s -n %s", c.Name, c.Namespace, c.Name, c.Namespace)

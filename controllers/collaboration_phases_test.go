@@ -172,7 +172,7 @@ func TestDecideCollaboration(t *testing.T) {
 		org:  emailOrg(),
 		c: newCollab(func(c *rosterv1.Collaboration) { c.Spec.CleanupPolicy = rosterv1.CleanupRetain }, phase(rosterv1.CollaborationRemoved),
 			delivered(DeliverySent, "u1/collaborator-removed/Project/website/3")),
-		want: decisionWant{phase: rosterv1.CollaborationRemoved, progress: settled, reason: rosterv1.ReasonCollaborationRemoved,
+		want: decisionWant{phase: rosterv1.CollaborationRemoved, progress: settled, ready: true, reason: rosterv1.ReasonCollaborationRemoved,
 			notifiedReason: rosterv1.ReasonDelivered},
 	}, {
 		name: "no channel: nothing is sent, the person is Active, and the Notified condition says why",

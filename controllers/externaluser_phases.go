@@ -188,9 +188,10 @@ func (d *externalUserDecision) summarise(f externalUserFacts) {
 	case rosterv1.ExternalUserPendingApproval:
 		set(settled, false, rosterv1.ReasonPendingApproval, "Registered and waiting for an admin's approval: "+patchCmd("approval", "Approved")+" (or Rejected)")
 	case rosterv1.ExternalUserLocked:
-		set(settled, false, rosterv1.ReasonLocked, "Locked out by an admin; to let them in again: "+patchCmd("access", "Enabled"))
+		// An admin's decision in force: Ready, and Current to kstatus, as for members.
+		set(settled, true, rosterv1.ReasonLocked, "Locked out by an admin; to let them in again: "+patchCmd("access", "Enabled"))
 	case rosterv1.ExternalUserRejected:
-		set(settled, false, rosterv1.ReasonRejected, "The registration was rejected; to approve it after all: "+patchCmd("approval", "Approved"))
+		set(settled, true, rosterv1.ReasonRejected, "The registration was rejected; to approve it after all: "+patchCmd("approval", "Approved"))
 	case rosterv1.ExternalUserWaitingForSeat:
 		if !f.LicenseActive {
 			set(stalled, false, rosterv1.ReasonLicenseExpired, fmt.Sprintf(

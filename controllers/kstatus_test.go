@@ -105,6 +105,53 @@ var _ = Describe("kstatus", func() {
 		}
 	})
 
+	It("external users: Active, Locked and Rejected are Current; Invited, PendingApproval and WaitingForSeat wait, InProgress", func(ctx context.Context) {
+		app := licensed("one", 1)
+		app.Portal.ApprovalRequired = true
+		newOrganization(ctx, ns, withApps(app))
+		for _, x := range []*rosterv1.ExternalUser{
+			externalUser(ns, "active", "one", approved),
+			externalUser(ns, "waiting", "one", approved),
+			externalUser(ns, "invited", "one"),
+			externalUser(ns, "pending", "one"),
+			externalUser(ns, "locked", "one", func(x *rosterv1.ExternalUser) { x.Spec.Access = rosterv1.ExternalAccessLocked }),
+			externalUser(ns, "rejected", "one", func(x *rosterv1.ExternalUser) { x.Spec.Approval = rosterv1.ApprovalRejected }),
+		} {
+			Expect(adminClient.Create(ctx, x)).To(Succeed())
+			if x.Name == "active" {
+				waitXU(ctx, ns, "active", rosterv1.ExternalUserActive) // the oldest gets the one seat
+			}
+		}
+		setXUStatus(ctx, waitXU(ctx, ns, "pending", rosterv1.ExternalUserInvited), `{"selfRegistered":true}`)
+		for _, c := range []struct {
+			name  string
+			phase rosterv1.ExternalUserPhase
+			want  status.Status
+		}{
+			{"active", rosterv1.ExternalUserActive, status.CurrentStatus},
+			{"locked", rosterv1.ExternalUserLocked, status.CurrentStatus},
+			{"rejected", rosterv1.ExternalUserRejected, status.CurrentStatus},
+			{"invited", rosterv1.ExternalUserInvited, status.InProgressStatus},
+			{"pending", rosterv1.ExternalUserPendingApproval, status.InProgressStatus},
+			{"waiting", rosterv1.ExternalUserWaitingForSeat, status.InProgressStatus},
+		} {
+			expectStatus(ctx, waitXU(ctx, ns, c.name, c.phase), c.want, "")
+		}
+	})
+
+	It("collaborations: Active and Removed (kept) are Current", func(ctx context.Context) {
+		newOrganization(ctx, ns)
+		active := collaboration(ns, "active", "active@kstatus.example", inModules(rosterv1.Module{Kind: "Project", Name: "p"}))
+		kept := collaboration(ns, "kept", "kept@kstatus.example", inModules(rosterv1.Module{Kind: "Project", Name: "p"}),
+			func(c *rosterv1.Collaboration) { c.Spec.CleanupPolicy = rosterv1.CleanupRetain })
+		Expect(adminClient.Create(ctx, active)).To(Succeed())
+		Expect(adminClient.Create(ctx, kept)).To(Succeed())
+		expectStatus(ctx, waitCollaboration(ctx, active, rosterv1.CollaborationActive), status.CurrentStatus, "")
+		waitCollaboration(ctx, kept, rosterv1.CollaborationActive)
+		Expect(k8sClient.Patch(ctx, kept, client.RawPatch("application/json-patch+json", []byte(`[{"op":"remove","path":"/spec/modules"}]`)))).To(Succeed())
+		expectStatus(ctx, waitCollaboration(ctx, kept, rosterv1.CollaborationRemoved), status.CurrentStatus, "")
+	})
+
 	It("organizations: Current when ready, Failed when the door number is taken", func(ctx context.Context) {
 		org := newOrganization(ctx, ns, func(o *rosterv1.Organization) { o.Spec.DoorNumber = "44401234" })
 		expectStatus(ctx, org, status.CurrentStatus, "")
