@@ -156,6 +156,21 @@ var _ = Describe("Authority that cannot be forged", func() {
 		Expect(setSpec(ctx, adminClient, target, `{"email":"target.right@attack.example"}`)).To(Succeed())
 	})
 
+	It("a second Member with someone's username, slipped past admission, holds no role and says why", func(ctx context.Context) {
+		withoutValidatingWebhook(ctx, func() {
+			Expect(adminClient.Create(ctx, &rosterv1.Member{ObjectMeta: metav1.ObjectMeta{Name: "mallory-boss", Namespace: ns},
+				Spec: rosterv1.MemberSpec{OrganizationRef: rosterv1.OrganizationReference{Name: "acme"}, Username: malloryUser, Role: rosterv1.RoleSuperAdmin}})).To(Succeed())
+		})
+		Eventually(func(g Gomega) {
+			dup := get(ctx, "mallory-boss")
+			c := readyCondition(dup.Status.Conditions)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(rosterv1.ReasonUsernameTaken))
+			g.Expect(c.Message).To(ContainSubstring(`Username "mallory" is Member mallory's in Organization acme`))
+		}, timeout, interval).Should(Succeed())
+		forbidden(setSpec(ctx, mallory, get(ctx, adamUser), `{"approval":"Rejected"}`), "mallory has role Member there")
+	})
+
 	It("deleting the organization is a Super Admin's decision", func(ctx context.Context) {
 		org := &rosterv1.Organization{}
 		Expect(k8sClient.Get(ctx, key(ns, "acme"), org)).To(Succeed())

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -55,6 +56,9 @@ func (r *MemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 	if err != nil || org == nil {
 		return ctrl.Result{}, err
 	}
+	if taken, err := r.claimUsername(ctx, m); err != nil || taken {
+		return ctrl.Result{}, err
+	}
 	r.recordJoinFacts(m, org)
 	if membership.Phase(m) != m.Status.Phase {
 		if ok, err := current(ctx, r.APIReader, m); err != nil || !ok {
@@ -66,6 +70,29 @@ func (r *MemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 	res, err := r.notify(ctx, m, org)
 	setMemberReady(m)
 	return res, err
+}
+
+// claimUsername makes sure the member holds the Claim of its username, once: the sign-up
+// pages claim it before they write it, and this catches a Member an admin created with a
+// username. A member whose username another holds is Stalled and has no role (see
+// membership.RoleIn); taken reports that.
+func (r *MemberReconciler) claimUsername(ctx context.Context, m *rosterv1.Member) (taken bool, err error) {
+	if m.Spec.Username == "" || m.Status.UsernameClaimed {
+		return false, nil
+	}
+	err = membership.Claims{Client: r.Client, Reader: r.APIReader}.TakeUsername(ctx, m, m.Spec.Username)
+	var t *membership.ErrTaken
+	if errors.As(err, &t) {
+		conclude(m, stalled, false, rosterv1.ReasonUsernameTaken, fmt.Sprintf(
+			"Username %q is Member %s's in Organization %s; each person has one Member. Delete this one: kubectl delete mem %s -n %s",
+			m.Spec.Username, t.Holder.Name, m.Spec.OrganizationRef.Name, m.Name, m.Namespace))
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	m.Status.UsernameClaimed = true
+	return false, nil
 }
 
 // recordJoinFacts copies into status how the member joined and, until they sign up, whether

@@ -160,6 +160,11 @@ type MemberStatus struct {
 	// LastLoginAt is when the person last signed in.
 	// +optional
 	LastLoginAt *metav1.Time `json:"lastLoginAt,omitempty"`
+	// UsernameClaimed is true once the Claim named after spec.username is this member's: of
+	// two Members with one username in an organization, only the one holding the claim has
+	// the username's role.
+	// +optional
+	UsernameClaimed bool `json:"usernameClaimed,omitempty"`
 	// Deliveries are the messages about this membership handed to notification channels.
 	// +optional
 	// +listType=map

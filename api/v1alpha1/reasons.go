@@ -37,6 +37,8 @@ const (
 	ReasonWaitingForApproval = "AwaitingApproval"
 	// ReasonRejected: an admin rejected the person, or an external user's registration.
 	ReasonRejected = "Rejected"
+	// ReasonUsernameTaken: another Member of the organization holds the member's username.
+	ReasonUsernameTaken = "UsernameTaken"
 	// ReasonTerminated: the member was removed; the record is kept.
 	ReasonTerminated = "Terminated"
 )

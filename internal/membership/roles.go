@@ -70,8 +70,8 @@ func RoleIn(ctx context.Context, r client.Reader, namespace, org, username strin
 		if m.Spec.OrganizationRef.Name != org || m.Spec.Username != username || !Active(m) {
 			continue
 		}
-		// Two Members with one username can only come from a race the username claim
-		// settles later; until then the lower role is the safe one.
+		// Only the claim's holder counts; should two ever both say so, the lower role is the
+		// safe one.
 		if role == "" || Outranks(role, roleOf(m)) {
 			role = roleOf(m)
 		}
@@ -91,10 +91,11 @@ func IsOrganizationAdmin(o *rosterv1.Organization, username string, groups []str
 }
 
 // Active reports whether a member holds their role now: the Member controller says Active
-// (status is written only by Roster, the admission webhook sees to that) and the spec does
-// not already say rejected or removed, so a decision counts from the moment it is written.
+// and that the member holds its username's Claim (status is written only by Roster, the
+// admission webhook sees to that), and the spec does not already say rejected or removed, so
+// a decision counts from the moment it is written.
 func Active(m *rosterv1.Member) bool {
-	return m.Status.Phase == rosterv1.MemberActive && m.Spec.Username != "" &&
+	return m.Status.Phase == rosterv1.MemberActive && m.Spec.Username != "" && m.Status.UsernameClaimed &&
 		m.Spec.Access != rosterv1.AccessTerminated && m.Spec.Approval != rosterv1.ApprovalRejected
 }
 
