@@ -9,14 +9,18 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/internal/linktoken"
@@ -92,11 +96,60 @@ func (r *ExternalUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if app != nil && app.License.ExpiresAt != nil && d.Phase == rosterv1.ExternalUserActive {
 		res.RequeueAfter = app.License.ExpiresAt.Sub(now) + time.Second
 	}
+	if err := r.checkTeam(ctx, x); err != nil {
+		return ctrl.Result{}, err
+	}
 	retry, err := r.notify(ctx, x, org, app)
 	if retry > 0 && (res.RequeueAfter == 0 || retry < res.RequeueAfter) {
 		res.RequeueAfter = retry
 	}
 	return res, err
+}
+
+// checkTeam says, in the Team condition, whether every Member on the user's team is still an
+// active member, naming those who left (removed or deleted), so an admin knows whom to
+// reassign. One read per team member, from the cache.
+func (r *ExternalUserReconciler) checkTeam(ctx context.Context, x *rosterv1.ExternalUser) error {
+	if len(x.Spec.Team) == 0 {
+		meta.RemoveStatusCondition(&x.Status.Conditions, rosterv1.ConditionTeam)
+		return nil
+	}
+	var left []string
+	for _, t := range x.Spec.Team {
+		m := &rosterv1.Member{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: x.Namespace, Name: t.Member}, m)
+		switch {
+		case apierrors.IsNotFound(err):
+			left = append(left, t.Member+" (deleted)")
+		case err != nil:
+			return err
+		case m.Spec.Access == rosterv1.AccessTerminated || m.Status.Phase == rosterv1.MemberTerminated:
+			left = append(left, t.Member+" (removed)")
+		}
+	}
+	if len(left) == 0 {
+		setCondition(x, rosterv1.ConditionTeam, metav1.ConditionTrue, rosterv1.ReasonTeamActive, "Every team member is an active member")
+		return nil
+	}
+	setCondition(x, rosterv1.ConditionTeam, metav1.ConditionFalse, rosterv1.ReasonTeamMemberLeft, fmt.Sprintf(
+		"%s left the organization and no longer serve this client; reassign them: kubectl edit xu %s -n %s (spec.team)",
+		strings.Join(left, ", "), x.Name, x.Namespace))
+	return nil
+}
+
+// externalUsersServedBy maps a Member to the external users whose teams name it.
+func externalUsersServedBy(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		list := &rosterv1.ExternalUserList{}
+		if err := c.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{rosterv1.IndexTeamMember: o.GetName()}); err != nil {
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, x := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: x.Namespace, Name: x.Name}})
+		}
+		return reqs
+	}
 }
 
 // application is the Organization's application of that name, or nil.
@@ -238,6 +291,12 @@ func (r *ExternalUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&rosterv1.Organization{},
 			handler.EnqueueRequestsFromMapFunc(requestsForOrganization(mgr.GetClient(), &rosterv1.ExternalUserList{})),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// A team member who leaves (removed or deleted) changes the Team condition of the
+		// clients they served.
+		Watches(&rosterv1.Member{}, handler.EnqueueRequestsFromMapFunc(externalUsersServedBy(mgr.GetClient())),
+			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+				return e.ObjectOld.(*rosterv1.Member).Status.Phase != e.ObjectNew.(*rosterv1.Member).Status.Phase
+			}})).
 		Named("externaluser").
 		Complete(r)
 }

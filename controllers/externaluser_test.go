@@ -443,3 +443,35 @@ var _ = Describe("External users", func() {
 		Expect(violations).To(BeEmpty())
 	})
 })
+
+var _ = Describe("External users' teams", func() {
+	It("F36 a team member who leaves is named on the clients they served, so an admin knows whom to reassign", func(ctx context.Context) {
+		ns := newNamespace(ctx)
+		newOrganization(ctx, ns, withApps(licensed("support", 5)))
+		dana := member(ctx, ns, "dana", "dana@team.example", rosterv1.RoleMember)
+		ed := member(ctx, ns, "ed", "ed@team.example", rosterv1.RoleMember)
+		waitMember(ctx, ns, "dana", rosterv1.MemberActive)
+		waitMember(ctx, ns, "ed", rosterv1.MemberActive)
+		Expect(adminClient.Create(ctx, externalUser(ns, "client", "support", func(x *rosterv1.ExternalUser) {
+			x.Spec.Team = []rosterv1.TeamMember{{Member: "dana", Lead: true}, {Member: "ed"}}
+		}))).To(Succeed())
+		team := func(g Gomega) *metav1.Condition {
+			x := &rosterv1.ExternalUser{}
+			g.Expect(k8sClient.Get(ctx, key(ns, "client"), x)).To(Succeed())
+			c := meta.FindStatusCondition(x.Status.Conditions, rosterv1.ConditionTeam)
+			g.Expect(c).NotTo(BeNil())
+			return c
+		}
+		Eventually(func(g Gomega) { g.Expect(team(g).Status).To(Equal(metav1.ConditionTrue)) }, timeout, interval).Should(Succeed())
+
+		Expect(setSpec(ctx, adminClient, dana, `{"access":"Terminated"}`)).To(Succeed())
+		Eventually(func(g Gomega) {
+			c := team(g)
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Reason).To(Equal(rosterv1.ReasonTeamMemberLeft))
+			g.Expect(c.Message).To(Equal(fmt.Sprintf("dana (removed) left the organization and no longer serve this client; reassign them: kubectl edit xu client -n %s (spec.team)", ns)))
+		}, timeout, interval).Should(Succeed())
+		Expect(adminClient.Delete(ctx, ed)).To(Succeed())
+		Eventually(func(g Gomega) { g.Expect(team(g).Message).To(HavePrefix("dana (removed), ed (deleted) left")) }, timeout, interval).Should(Succeed())
+	})
+})

@@ -58,7 +58,15 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	}); err != nil {
 		return err
 	}
-	return nil
+	// External users by the Members on their teams, so that a member who leaves finds the
+	// clients they served.
+	return idx.IndexField(ctx, &rosterv1.ExternalUser{}, rosterv1.IndexTeamMember, func(o client.Object) []string {
+		var names []string
+		for _, t := range o.(*rosterv1.ExternalUser).Spec.Team {
+			names = append(names, t.Member)
+		}
+		return names
+	})
 }
 
 // requestsForOrganization maps an Organization to requests for the objects of kind list

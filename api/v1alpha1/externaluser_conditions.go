@@ -20,6 +20,9 @@ const (
 const (
 	// ConditionSeat is True while the user holds one of the application's licensed seats.
 	ConditionSeat = "Seat"
+	// ConditionTeam is True while every Member on the user's team is an active member, and
+	// False, naming them, when one left, so an admin knows whom to reassign.
+	ConditionTeam = "Team"
 	// ConditionNotified says whether every message to the person (an external user, a
 	// collaborator) was delivered; False while one could not be, or when no channel reaches them.
 	ConditionNotified = "Notified"
@@ -43,6 +46,10 @@ const (
 	ReasonIssuingLink = "IssuingLink"
 	// ReasonDelivered: every message to the person was delivered.
 	ReasonDelivered = "Delivered"
+	// ReasonTeamActive: every team member is an active member.
+	ReasonTeamActive = "TeamActive"
+	// ReasonTeamMemberLeft: a team member was removed or deleted.
+	ReasonTeamMemberLeft = "TeamMemberLeft"
 	// ReasonSeatGranted: the user holds a seat.
 	ReasonSeatGranted = "SeatGranted"
 	// ReasonNoSeat: the user does not hold a seat.

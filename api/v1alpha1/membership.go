@@ -26,6 +26,8 @@ const (
 	IndexEmail = "spec.email"
 	// IndexPhone indexes Members by spec.phone.
 	IndexPhone = "spec.phone"
+	// IndexTeamMember indexes ExternalUsers by the Members on their teams.
+	IndexTeamMember = "spec.team.member"
 	// LabelSource marks how an Invitation was made, so that an import can be selected later.
 	LabelSource = "org.roster.dev/source"
 	// SourceImport is LabelSource's value for bulk imports.
