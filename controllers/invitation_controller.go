@@ -504,11 +504,6 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-func now(c clock.PassiveClock) *metav1.Time {
-	t := metav1.NewTime(c.Now().UTC().Truncate(time.Second))
-	return &t
-}
-
 // SetupWithManager watches Invitations, the Members and Secrets they own, and Organizations.
 func (r *InvitationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).

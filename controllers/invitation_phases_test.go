@@ -60,6 +60,7 @@ func TestDecideInvitation(t *testing.T) {
 		requeue  time.Duration
 		record   bool
 		drop     bool
+		waiting  bool // a resend waits for the window
 	}{
 		{name: "new: the Organization is looked up first", facts: invitationFacts{Spec: email},
 			need: needOrganization, phase: rosterv1.InvitationPending},
@@ -138,7 +139,11 @@ func TestDecideInvitation(t *testing.T) {
 			phase: rosterv1.InvitationPending, reason: rosterv1.ReasonSending, progress: working, handled: 1, requeue: time.Second, record: true},
 		{name: "a resend beyond the window's limit waits", facts: base(resend(email, 4), withStatus(sentStatus, func(s *rosterv1.InvitationStatus) {
 			s.ResendsHandled, s.Deliveries = 3, full
-		})), phase: rosterv1.InvitationSent, reason: rosterv1.ReasonResendLimit, handled: 3, requeue: 5*time.Minute + time.Second},
+		})), phase: rosterv1.InvitationSent, reason: rosterv1.ReasonResendLimit, handled: 3, requeue: 5*time.Minute + time.Second, waiting: true},
+		{name: "expired, its resend waiting for the window", facts: base(resend(email, 4), withStatus(expiredAtNow, func(s *rosterv1.InvitationStatus) {
+			s.ResendsHandled, s.Deliveries = 3, full
+		})), phase: rosterv1.InvitationExpired, reason: rosterv1.ReasonExpired, progress: stalled, handled: 3, events: []string{"Expired"},
+			requeue: 5*time.Minute + time.Second, waiting: true},
 		{name: "a resend at the window's edge goes", facts: base(resend(email, 4), withStatus(sentStatus, func(s *rosterv1.InvitationStatus) {
 			s.ResendsHandled, s.Deliveries = 3, full
 		})), now: now.Add(5 * time.Minute),
@@ -189,9 +194,10 @@ func TestDecideInvitation(t *testing.T) {
 				Requeue  time.Duration
 				Record   bool
 				Drop     bool
+				Waiting  bool
 			}
-			got := view{d.Need, d.Phase, reason, d.Progress, d.Ready, d.ResendsHandled, fmtList(events), d.RequeueAfter, d.RecordDelivery, d.DropSending}
-			want := view{c.need, c.phase, c.reason, c.progress, c.ready, c.handled, fmtList(c.events), c.requeue, c.record, c.drop}
+			got := view{d.Need, d.Phase, reason, d.Progress, d.Ready, d.ResendsHandled, fmtList(events), d.RequeueAfter, d.RecordDelivery, d.DropSending, d.ResendWaiting != ""}
+			want := view{c.need, c.phase, c.reason, c.progress, c.ready, c.handled, fmtList(c.events), c.requeue, c.record, c.drop, c.waiting}
 			if got != want {
 				t.Errorf("\n got %+v\nwant %+v", got, want)
 			}
@@ -220,6 +226,13 @@ func TestDecideInvitationStamps(t *testing.T) {
 		t.Errorf("memberRef %v", d.MemberRef)
 	}
 
+	f.Spec.Method, f.Send, f.LinkIssued = rosterv1.InvitationMethodLink, nil, true
+	d = decideInvitation(f, now)
+	if want := `The link is ready in Secret ann-invitation-link (key "link"); pass it on to the person`; d.Message != want {
+		t.Errorf("link message %q, want %q", d.Message, want)
+	}
+
+	f.Spec.Method = rosterv1.InvitationMethodEmail
 	f.Send = &invitationSend{Attempted: true, Permanent: errors.New("no such mailbox")}
 	d = decideInvitation(f, now)
 	if want := "The invitation could not be delivered: no such mailbox. Fix it, then raise spec.resendRequests to send it again"; d.Message != want || d.ExpiresAt != nil {
