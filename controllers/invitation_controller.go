@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -47,7 +47,9 @@ type InvitationReconciler struct {
 	PortalURL string
 }
 
-// Reconcile moves one invitation along: member, link, delivery, expiry, acceptance.
+// Reconcile moves one invitation along: member, link, delivery, expiry, acceptance. It
+// gathers the facts decideInvitation asks for, one at a time, does the steps it asks for,
+// and writes the decision.
 func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
 	inv := &rosterv1.Invitation{}
 	if err := r.Get(ctx, req.NamespacedName, inv); err != nil {
@@ -67,36 +69,152 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	defer func() { reterr = finish(ctx, helper, inv, reterr) }()
 
-	if inv.Status.Phase == "" {
-		inv.Status.Phase = rosterv1.InvitationPending
+	now := r.Clock.Now()
+	f := invitationFacts{Name: inv.Name, Namespace: inv.Namespace, UID: string(inv.UID), Spec: inv.Spec, Status: *inv.Status.DeepCopy()}
+	var (
+		org *rosterv1.Organization
+		d   invitationDecision
+	)
+	// Every way out writes the decision made so far, once: a step that fails leaves the
+	// decision made before it in force.
+	stop := func(res ctrl.Result, err error) (ctrl.Result, error) {
+		r.apply(inv, d)
+		return res, err
 	}
-	if inv.Status.Reason == rosterv1.ReasonDeliveryFailed && inv.Spec.ResendRequests > inv.Status.ResendsHandled {
-		// A resend after a failed delivery tries again with whatever was fixed.
-		inv.Status.Phase, inv.Status.Reason = rosterv1.InvitationPending, ""
-		inv.Status.ResendsHandled = inv.Spec.ResendRequests
-	}
-	if inv.Status.Phase == rosterv1.InvitationFailed || inv.Status.Phase == rosterv1.InvitationAccepted {
-		return ctrl.Result{}, r.ignoreResends(inv)
-	}
-	org, err := organization(ctx, r.Client, inv, inv.Spec.OrganizationRef.Name)
-	if err != nil || org == nil {
-		return ctrl.Result{}, err
-	}
-	member, err := r.ensureMember(ctx, inv, org)
-	if err != nil || member == nil {
-		return ctrl.Result{}, err
-	}
-	if member.Spec.Username != "" {
-		return ctrl.Result{}, r.accepted(ctx, inv, member)
-	}
-	if r.expiring(inv) {
-		if ok, err := current(ctx, r.APIReader, inv); err != nil || !ok {
-			return notCurrent, err
+	for {
+		d = decideInvitation(f, now)
+		switch d.Need {
+		case needNothing:
+			return stop(ctrl.Result{RequeueAfter: d.RequeueAfter}, nil)
+		case needOrganization:
+			org = &rosterv1.Organization{}
+			err := r.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: inv.Spec.OrganizationRef.Name}, org)
+			if client.IgnoreNotFound(err) != nil {
+				return stop(ctrl.Result{}, fmt.Errorf("get organization %s: %w", inv.Spec.OrganizationRef.Name, err))
+			}
+			f.Org = &invitationOrg{Found: err == nil, TTL: org.Spec.InvitationTTL.Duration}
+		case needMember:
+			mf, err := r.lookupMember(ctx, inv)
+			if err != nil {
+				return stop(ctrl.Result{}, err)
+			}
+			f.Member = mf
+		case needCurrent:
+			ok, err := current(ctx, r.APIReader, inv)
+			f.CurrentChecked, f.Current = true, ok && err == nil
+			if err != nil {
+				d = decideInvitation(f, now)
+				return stop(ctrl.Result{RequeueAfter: d.RequeueAfter}, err)
+			}
+		case needConflict:
+			reason, msg, err := membership.ConflictFor(ctx, r.Client, inv.Namespace, inv.UID, &inv.Spec)
+			if err != nil {
+				return stop(ctrl.Result{}, err)
+			}
+			f.ConflictChecked, f.Conflict, f.ConflictMessage = true, reason, msg
+		case needAccount:
+			account, err := r.account(ctx, inv.Namespace, inv.Spec.Invitee.Username)
+			if err != nil {
+				return stop(ctrl.Result{}, err)
+			}
+			f.AccountChecked, f.Account = true, account
+		case needCreateMember:
+			m, err := r.newMember(inv, f.Account)
+			if err != nil {
+				return stop(ctrl.Result{}, err)
+			}
+			if err := r.Create(ctx, m); err != nil {
+				return stop(ctrl.Result{}, fmt.Errorf("create member: %w", err))
+			}
+			f.Member = &invitationMember{Member: m, Owned: true, Created: true}
+		case needRelease:
+			if err := r.release(ctx, inv, f.Member.Member); err != nil {
+				return stop(ctrl.Result{}, err)
+			}
+			f.Released = true
+		case needLink:
+			if err := r.issueLink(ctx, inv, org, d.Gen); err != nil {
+				return stop(ctrl.Result{}, err)
+			}
+			f.LinkIssued = true
+		case needSend:
+			s, res, err := r.send(ctx, inv, org, d)
+			if s == nil {
+				return stop(res, err)
+			}
+			f.Send = s
+		case needDropToken:
+			if err := r.dropPendingToken(ctx, inv); err != nil {
+				return stop(ctrl.Result{}, err)
+			}
+			f.TokenDropped = true
 		}
 	}
-	r.expire(inv)
-	r.takeResend(inv)
-	return r.deliver(ctx, inv, org, member)
+}
+
+// apply writes a decision into the invitation's status and conditions, records its events
+// and its delivery.
+func (r *InvitationReconciler) apply(inv *rosterv1.Invitation, d invitationDecision) {
+	st := &inv.Status
+	st.Phase, st.Reason, st.ResendsHandled = d.Phase, d.Reason, d.ResendsHandled
+	st.ExpiresAt, st.SentAt, st.AcceptedAt = d.ExpiresAt, d.SentAt, d.AcceptedAt
+	st.MemberRef, st.RequiresApproval = d.MemberRef, d.RequiresApproval
+	if d.DropSending {
+		var keep []rosterv1.Delivery
+		for _, x := range st.Deliveries {
+			if x.State != DeliverySending {
+				keep = append(keep, x)
+			}
+		}
+		st.Deliveries = keep
+	}
+	if d.RecordDelivery {
+		r.outbox(r.Clock).record(&st.Deliveries, d.SendKey, d.Channel)
+	}
+	if d.Conclude {
+		conclude(inv, d.Progress, d.Ready, d.CondReason, d.Message)
+	}
+	if d.Settled {
+		if d.ResendWaiting != "" {
+			setCondition(inv, "ResendWaiting", metav1.ConditionTrue, rosterv1.ReasonResendLimit, d.ResendWaiting)
+			// A resend is on its way: Roster is still working, nothing waits for a person.
+			setCondition(inv, rosterv1.ConditionReconciling, metav1.ConditionTrue, rosterv1.ReasonResendLimit, d.ResendWaiting)
+			meta.RemoveStatusCondition(&inv.Status.Conditions, rosterv1.ConditionStalled)
+		} else {
+			setCondition(inv, "ResendWaiting", metav1.ConditionFalse, "NoResendWaiting", "No resend is waiting")
+		}
+	}
+	for _, e := range d.Events {
+		if e.Related != nil {
+			r.Recorder.Eventf(inv, e.Related, e.Type, e.Reason, e.Action, "%s", e.Note)
+		} else {
+			r.Recorder.Eventf(inv, nil, e.Type, e.Reason, e.Action, "%s", e.Note)
+		}
+	}
+}
+
+// lookupMember finds the Member named after the invitation. When the cache has none but the
+// invitation recorded one, it asks the API server before concluding it is gone: the cache
+// may not have the Member this invitation made a moment ago.
+func (r *InvitationReconciler) lookupMember(ctx context.Context, inv *rosterv1.Invitation) (*invitationMember, error) {
+	m := &rosterv1.Member{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: inv.Name}, m)
+	if err == nil {
+		return &invitationMember{Member: m, Owned: metav1.IsControlledBy(m, inv)}, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	if inv.Status.MemberRef == nil {
+		return &invitationMember{}, nil
+	}
+	fresh := &rosterv1.Member{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: inv.Status.MemberRef.Name}, fresh); err == nil {
+		return &invitationMember{InAPIServer: true}, nil
+	} else if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	return &invitationMember{}, nil
 }
 
 // cancel runs when an invitation is deleted: an invitation that was never accepted takes its
@@ -131,78 +249,13 @@ func (r *InvitationReconciler) cancel(ctx context.Context, inv *rosterv1.Invitat
 	return r.Patch(ctx, inv, client.MergeFrom(orig))
 }
 
-// ensureMember makes the invited person's Member, Inactivated, at once: it holds the work
-// details the admin gave and tells the Member controller how the person joins. Before it
-// exists, an invitation for someone who already is in the organization fails with the
-// reason (F7): the webhook refuses those, this catches what came past it.
-func (r *InvitationReconciler) ensureMember(ctx context.Context, inv *rosterv1.Invitation, org *rosterv1.Organization) (*rosterv1.Member, error) {
-	m := &rosterv1.Member{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: inv.Name}, m)
-	if err == nil {
-		if !metav1.IsControlledBy(m, inv) && inv.Status.MemberRef == nil {
-			r.fail(inv, "", fmt.Sprintf("a Member named %s already exists and does not belong to this invitation; use another name for the Invitation", inv.Name))
-			return nil, nil
-		}
-		inv.Status.MemberRef = &rosterv1.LocalObjectReference{Name: m.Name}
-		inv.Status.RequiresApproval = m.Status.RequiresApproval
-		return m, nil
-	}
-	if !apierrors.IsNotFound(err) {
-		return nil, err
-	}
-	if inv.Status.MemberRef != nil {
-		// The cache may not have the Member this invitation made a moment ago: ask the API
-		// server before concluding it is gone.
-		fresh := &rosterv1.Member{}
-		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: inv.Status.MemberRef.Name}, fresh); err == nil {
-			return nil, nil // the watch brings the Member into the cache, and us back
-		} else if !apierrors.IsNotFound(err) {
-			return nil, err
-		}
-		// The member went away after the invitation made it: an admin deleted it. Nothing
-		// can be accepted any more.
-		r.fail(inv, "", fmt.Sprintf("Member %s of this invitation was deleted; delete the invitation and invite again", inv.Status.MemberRef.Name))
-		return nil, nil
-	}
-	if ok, err := current(ctx, r.APIReader, inv); err != nil || !ok {
-		return nil, err // a stale copy; the pending write brings the invitation back
-	}
-	reason, msg, err := membership.ConflictFor(ctx, r.Client, inv.Namespace, inv.UID, &inv.Spec)
-	if err != nil {
-		return nil, err
-	}
-	if reason != "" {
-		r.fail(inv, reason, msg)
-		return nil, nil
-	}
-	m, err = r.newMember(ctx, inv)
-	if err != nil || m == nil {
-		return nil, err
-	}
-	if err := r.Create(ctx, m); err != nil {
-		return nil, fmt.Errorf("create member: %w", err)
-	}
-	inv.Status.MemberRef = &rosterv1.LocalObjectReference{Name: m.Name}
-	r.Recorder.Eventf(inv, m, corev1.EventTypeNormal, "MemberCreated", "Create", "Created Member %s, Inactivated until the person signs up", m.Name)
-	return m, nil
-}
-
-// newMember is the Member an invitation makes. For a Contact invitation the person's name,
-// email and phone come from their existing account (F3).
-func (r *InvitationReconciler) newMember(ctx context.Context, inv *rosterv1.Invitation) (*rosterv1.Member, error) {
+// newMember is the Member an invitation makes, Inactivated. For a Contact invitation the
+// person's name, email and phone come from their existing account (F3).
+func (r *InvitationReconciler) newMember(inv *rosterv1.Invitation, account *rosterv1.Member) (*rosterv1.Member, error) {
 	joinMethod := rosterv1.JoinMethodInvitation
 	name, email, phone := inv.Spec.Invitee.Name, inv.Spec.Invitee.Email, inv.Spec.Invitee.Phone
 	if inv.Spec.Method == rosterv1.InvitationMethodContact {
 		joinMethod = rosterv1.JoinMethodContact
-		account, err := r.account(ctx, inv.Namespace, inv.Spec.Invitee.Username)
-		if err != nil {
-			return nil, err
-		}
-		if account == nil {
-			conclude(inv, stalled, false, rosterv1.ReasonAccountNotFound, fmt.Sprintf("No account with username %q in namespace %s; invite them by email or phone instead",
-				inv.Spec.Invitee.Username, inv.Namespace))
-			return nil, nil
-		}
 		name, email, phone = firstNonEmpty(name, account.Spec.DisplayName), account.Spec.Email, account.Spec.Phone
 	}
 	m := &rosterv1.Member{
@@ -241,9 +294,9 @@ func (r *InvitationReconciler) account(ctx context.Context, namespace, username 
 	return &list.Items[0], nil
 }
 
-// accepted records that the person signed up with the link: the link is used up, and the
-// Member no longer belongs to the invitation, so deleting the invitation keeps the member.
-func (r *InvitationReconciler) accepted(ctx context.Context, inv *rosterv1.Invitation, m *rosterv1.Member) error {
+// release lets the signed-up person's Member go: it no longer belongs to the invitation, so
+// deleting the invitation keeps the member; and the link, single-use, is deleted.
+func (r *InvitationReconciler) release(ctx context.Context, inv *rosterv1.Invitation, m *rosterv1.Member) error {
 	if metav1.IsControlledBy(m, inv) {
 		orig := m.DeepCopy()
 		var refs []metav1.OwnerReference
@@ -257,127 +310,52 @@ func (r *InvitationReconciler) accepted(ctx context.Context, inv *rosterv1.Invit
 			return fmt.Errorf("release member: %w", err)
 		}
 	}
-	if err := r.deleteToken(ctx, inv); err != nil {
-		return err
-	}
-	inv.Status.Phase = rosterv1.InvitationAccepted
-	inv.Status.AcceptedAt = m.Status.SignedUpAt
-	if inv.Status.AcceptedAt == nil {
-		inv.Status.AcceptedAt = now(r.Clock)
-	}
-	inv.Status.ExpiresAt = nil
-	conclude(inv, settled, true, rosterv1.ReasonAccepted, fmt.Sprintf("Accepted: the person signed up as Member %s", m.Name))
-	r.Recorder.Eventf(inv, m, corev1.EventTypeNormal, "Accepted", "Accept", "The person signed up as Member %s", m.Name)
-	return nil
+	return r.deleteToken(ctx, inv)
 }
 
 // expiring reports whether a sent invitation's link ran out.
 func (r *InvitationReconciler) expiring(inv *rosterv1.Invitation) bool {
-	return inv.Status.Phase == rosterv1.InvitationSent && inv.Status.ExpiresAt != nil && !r.Clock.Now().Before(inv.Status.ExpiresAt.Time)
-}
-
-// expire marks a sent invitation whose link ran out (F8); a resend revives it.
-func (r *InvitationReconciler) expire(inv *rosterv1.Invitation) {
-	if !r.expiring(inv) {
-		return
-	}
-	inv.Status.Phase = rosterv1.InvitationExpired
-	r.Recorder.Eventf(inv, nil, corev1.EventTypeNormal, "Expired", "Expire", "The invitation link expired unused")
-}
-
-// takeResend starts the next requested resend unless this invitation already had
-// maxResendsPerWindow resends in the window; the request then waits.
-func (r *InvitationReconciler) takeResend(inv *rosterv1.Invitation) {
-	if inv.Spec.ResendRequests <= inv.Status.ResendsHandled || r.resendWait(inv) > 0 {
-		return
-	}
-	switch inv.Status.Phase {
-	case rosterv1.InvitationPending:
-		if inv.Status.SentAt != nil {
-			return // a resend is under way; the next one waits for it
-		}
-		// Nothing went out yet: the first send, still under way, becomes the resend.
-		inv.Status.ResendsHandled = inv.Spec.ResendRequests
-		var keep []rosterv1.Delivery
-		for _, d := range inv.Status.Deliveries {
-			if d.State != DeliverySending {
-				keep = append(keep, d)
-			}
-		}
-		inv.Status.Deliveries = keep
-	case rosterv1.InvitationSent, rosterv1.InvitationExpired:
-		inv.Status.ResendsHandled++
-		inv.Status.Phase = rosterv1.InvitationPending
-	}
+	return invitationExpiring(&inv.Status, r.Clock.Now())
 }
 
 // resendWait is how long the next resend must wait for the window to allow it.
 func (r *InvitationReconciler) resendWait(inv *rosterv1.Invitation) time.Duration {
-	var recent []time.Time
-	cutoff := r.Clock.Now().Add(-resendWindow)
-	for _, d := range inv.Status.Deliveries {
-		if d.At != nil && d.At.After(cutoff) && !strings.HasSuffix(d.Key, "/0") && d.State != DeliveryFailed {
-			recent = append(recent, d.At.Time)
-		}
-	}
-	if len(recent) < maxResendsPerWindow {
-		return 0
-	}
-	oldest := recent[0]
-	for _, t := range recent {
-		if t.Before(oldest) {
-			oldest = t
-		}
-	}
-	return oldest.Add(resendWindow).Sub(r.Clock.Now())
+	return invitationResendWait(inv.Status.Deliveries, r.Clock.Now())
 }
 
-// deliver makes a fresh link for the current send and hands it to the person's channel.
-func (r *InvitationReconciler) deliver(ctx context.Context, inv *rosterv1.Invitation, org *rosterv1.Organization, m *rosterv1.Member) (ctrl.Result, error) {
-	gen := inv.Status.ResendsHandled
-	if inv.Status.Phase != rosterv1.InvitationPending {
-		return r.settled(inv), nil
-	}
-	ch, recipient := channelFor(inv, m)
-	if ch == "" {
-		// A Link invitation: the admin copies the link from its Secret.
-		if err := r.issueLink(ctx, inv, org, gen); err != nil {
-			return ctrl.Result{}, err
-		}
-		r.sent(inv, org)
-		conclude(inv, settled, true, rosterv1.ReasonLinkReady, fmt.Sprintf("The link is ready in Secret %s (key %q); pass it on to the person", inv.Status.TokenSecretRef.Name, linktoken.SecretKeyLink))
-		return r.settled(inv), nil
-	}
-	box := r.outbox(r.Clock)
-	key := fmt.Sprintf("%s/invitation/%d", inv.UID, gen)
-	d, added := box.record(&inv.Status.Deliveries, key, ch)
-	if added {
-		conclude(inv, working, false, rosterv1.ReasonSending, "The invitation is being sent")
-		return ctrl.Result{RequeueAfter: time.Second}, nil
-	}
-	if d.State == DeliveryFailed {
-		return ctrl.Result{}, nil
-	}
+// send hands the current delivery of decision d to the person's channel, if it is due, with
+// the link it carries. It returns the outcome, or nil and how the pass ends when it did not
+// get as far as the channel.
+func (r *InvitationReconciler) send(ctx context.Context, inv *rosterv1.Invitation, org *rosterv1.Organization, dec invitationDecision) (*invitationSend, ctrl.Result, error) {
 	settings, err := notificationSettings(ctx, r.Client, org)
 	if err != nil {
-		conclude(inv, stalled, false, rosterv1.ReasonNotificationsMisconfigured, err.Error())
-		return ctrl.Result{RequeueAfter: time.Minute}, nil
+		return &invitationSend{SettingsError: err.Error()}, ctrl.Result{}, nil
 	}
-	if due, err := box.due(ctx, inv, key); err != nil || !due {
+	box := r.outbox(r.Clock)
+	if due, err := box.due(ctx, inv, dec.SendKey); err != nil || !due {
 		// The cache is behind; the write that settled this delivery brings us back.
-		return ctrl.Result{RequeueAfter: time.Second}, err
+		return nil, ctrl.Result{RequeueAfter: time.Second}, err
 	}
-	token, err := r.deliveryToken(ctx, inv, gen)
+	var d *rosterv1.Delivery
+	for i := range inv.Status.Deliveries {
+		if inv.Status.Deliveries[i].Key == dec.SendKey {
+			d = &inv.Status.Deliveries[i]
+		}
+	}
+	if d == nil {
+		return nil, ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	token, err := r.deliveryToken(ctx, inv, dec.Gen)
 	if err != nil {
-		return ctrl.Result{}, err
+		return nil, ctrl.Result{}, err
 	}
 	msg := notify.Message{
-		Key:      key,
-		Template: templateFor(inv, gen),
-		To:       recipient,
+		Key:      dec.SendKey,
+		Template: templateFor(inv, dec.Gen),
+		To:       dec.Recipient,
 		Data: map[string]any{
 			"OrganizationName": org.Spec.DisplayName,
-			"InviteeName":      recipient.Name,
+			"InviteeName":      dec.Recipient.Name,
 			"InvitedBy":        inv.Spec.InvitedBy,
 			"Link":             r.link(org, token),
 			"ExpiresAt":        r.Clock.Now().Add(org.Spec.InvitationTTL.Duration).UTC().Format(time.RFC1123),
@@ -385,85 +363,8 @@ func (r *InvitationReconciler) deliver(ctx context.Context, inv *rosterv1.Invita
 	}
 	attempts := d.Attempts
 	retry, permanent := box.send(ctx, d, settings, msg)
-	switch {
-	case retry > 0 && d.Attempts == attempts:
-		// The channel was busy and nothing was attempted; the same link goes next time.
-		return ctrl.Result{RequeueAfter: retry}, nil
-	case permanent != nil:
-		r.fail(inv, rosterv1.ReasonDeliveryFailed, "The invitation could not be delivered: "+deliveryAdvice(permanent, ch)+
-			". Fix it, then raise spec.resendRequests to send it again")
-		return ctrl.Result{}, nil
-	case retry > 0:
-		conclude(inv, working, false, rosterv1.ReasonDeliveryRetrying, fmt.Sprintf("Delivery failed (%s); retrying in %s", d.Error, retry))
-		r.Recorder.Eventf(inv, nil, corev1.EventTypeWarning, "DeliveryRetrying", "Send", "Delivery attempt %d failed; retrying in %s", d.Attempts, retry)
-		return ctrl.Result{RequeueAfter: retry}, nil
-	}
-	if err := r.dropPendingToken(ctx, inv); err != nil {
-		return ctrl.Result{}, err
-	}
-	r.sent(inv, org)
-	conclude(inv, settled, true, rosterv1.ReasonSent, fmt.Sprintf("Sent by %s to %s; the link works until %s", ch, recipientAddress(recipient, ch), inv.Status.ExpiresAt.UTC().Format(time.RFC3339)))
-	r.Recorder.Eventf(inv, nil, corev1.EventTypeNormal, "Sent", "Send", "Invitation sent by %s (send %d)", ch, gen+1)
-	return r.settled(inv), nil
-}
-
-// sent stamps a (re)sent invitation.
-func (r *InvitationReconciler) sent(inv *rosterv1.Invitation, org *rosterv1.Organization) {
-	inv.Status.Phase = rosterv1.InvitationSent
-	inv.Status.SentAt = now(r.Clock)
-	exp := metav1.NewTime(inv.Status.SentAt.Add(org.Spec.InvitationTTL.Duration))
-	inv.Status.ExpiresAt = &exp
-}
-
-// settled says what a sent or expired invitation waits for, and when to look again: at
-// expiry, or when a waiting resend may go.
-func (r *InvitationReconciler) settled(inv *rosterv1.Invitation) ctrl.Result {
-	var after time.Duration
-	if inv.Status.Phase == rosterv1.InvitationExpired {
-		conclude(inv, stalled, false, rosterv1.ReasonExpired, "The link expired unused; raise spec.resendRequests to send a new one")
-	}
-	if inv.Spec.ResendRequests > inv.Status.ResendsHandled {
-		after = r.resendWait(inv)
-		msg := fmt.Sprintf("At most %d resends in %s; the next resend goes out in %s", maxResendsPerWindow, resendWindow, after.Round(time.Second))
-		setCondition(inv, "ResendWaiting", metav1.ConditionTrue, rosterv1.ReasonResendLimit, msg)
-		// A resend is on its way: Roster is still working, nothing waits for a person.
-		setCondition(inv, rosterv1.ConditionReconciling, metav1.ConditionTrue, rosterv1.ReasonResendLimit, msg)
-		meta.RemoveStatusCondition(&inv.Status.Conditions, rosterv1.ConditionStalled)
-	} else {
-		setCondition(inv, "ResendWaiting", metav1.ConditionFalse, "NoResendWaiting", "No resend is waiting")
-	}
-	if inv.Status.Phase == rosterv1.InvitationSent {
-		if until := inv.Status.ExpiresAt.Sub(r.Clock.Now()); after == 0 || until < after {
-			after = until
-		}
-	}
-	if after <= 0 {
-		return ctrl.Result{}
-	}
-	return ctrl.Result{RequeueAfter: after + time.Second}
-}
-
-// ignoreResends marks resends of a finished invitation as handled, saying why they do
-// nothing.
-func (r *InvitationReconciler) ignoreResends(inv *rosterv1.Invitation) error {
-	if inv.Spec.ResendRequests > inv.Status.ResendsHandled {
-		inv.Status.ResendsHandled = inv.Spec.ResendRequests
-		r.Recorder.Eventf(inv, nil, corev1.EventTypeWarning, "ResendIgnored", "Resend", "The invitation is %s; a resend changes nothing", inv.Status.Phase)
-	}
-	return nil
-}
-
-// fail ends the invitation with a reason and a message that says what to do instead.
-func (r *InvitationReconciler) fail(inv *rosterv1.Invitation, reason rosterv1.InvitationFailureReason, msg string) {
-	inv.Status.Phase = rosterv1.InvitationFailed
-	inv.Status.Reason = reason
-	inv.Status.ExpiresAt = nil
-	condReason := string(reason)
-	if condReason == "" {
-		condReason = rosterv1.ReasonMemberConflict
-	}
-	conclude(inv, stalled, false, condReason, msg)
-	r.Recorder.Eventf(inv, nil, corev1.EventTypeWarning, condReason, "Invite", "%s", msg)
+	return &invitationSend{Attempted: d.Attempts != attempts, Retry: retry, Permanent: permanent, Attempts: d.Attempts, Error: d.Error,
+		Deliveries: slices.Clone(inv.Status.Deliveries)}, ctrl.Result{}, nil
 }
 
 // deliveryToken is the token the message of send gen carries. The first attempt makes a new
@@ -601,11 +502,6 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
-}
-
-func now(c clock.PassiveClock) *metav1.Time {
-	t := metav1.NewTime(c.Now().UTC().Truncate(time.Second))
-	return &t
 }
 
 // SetupWithManager watches Invitations, the Members and Secrets they own, and Organizations.
