@@ -115,6 +115,12 @@ func accept(ctx context.Context, addr string, s membership.SignUp) (*rosterv1.Me
 	msgs := notifier.to(addr)
 	Expect(msgs).NotTo(BeEmpty(), "no message to %s", addr)
 	_, token := linkIn(msgs[len(msgs)-1])
+	return acceptToken(ctx, token, s)
+}
+
+// acceptToken signs up with a token as the sign-up pages would, once the manager's cache has
+// seen the invitation the token belongs to as Sent.
+func acceptToken(ctx context.Context, token string, s membership.SignUp) (*rosterv1.Member, error) {
 	var m *rosterv1.Member
 	var err error
 	// The manager's cache may not have seen the newest token yet.

@@ -84,7 +84,7 @@ var _ = Describe("Notifications", func() {
 		link := links[0]
 		Expect(link).To(HavePrefix("https://join.test/invite/"))
 		Expect(mail.HTML).To(ContainSubstring(link))
-		m, err := acceptor().Accept(ctx, strings.TrimPrefix(link, "https://join.test/invite/"), membership.SignUp{Username: "mia"})
+		m, err := acceptToken(ctx, strings.TrimPrefix(link, "https://join.test/invite/"), membership.SignUp{Username: "mia"})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(m.Spec.Username).To(Equal("mia"))
 
