@@ -57,16 +57,10 @@ func (v *externalUserValidator) ValidateCreate(ctx context.Context, x *rosterv1.
 
 // ValidateUpdate lets admins change external users; status and the seat are Roster's.
 func (v *externalUserValidator) ValidateUpdate(ctx context.Context, old, x *rosterv1.ExternalUser) (admission.Warnings, error) {
-	r, err := v.request(ctx)
-	if err != nil {
+	r, decided, err := v.update(ctx, externalUserGR, x.Name,
+		"only Roster writes an external user's status: it follows from the spec (access, approval) that admins set and from the portal")
+	if decided {
 		return nil, err
-	}
-	if r.Trusted {
-		return nil, nil
-	}
-	if r.SubResource == "status" {
-		return nil, apierrors.NewForbidden(externalUserGR, x.Name, fmt.Errorf(
-			"only Roster writes an external user's status: it follows from the spec (access, approval) that admins set and from the portal"))
 	}
 	if old.Labels[rosterv1.LabelSeat] != x.Labels[rosterv1.LabelSeat] {
 		return nil, v.seatLabelRefused(x)

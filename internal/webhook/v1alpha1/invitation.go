@@ -116,16 +116,10 @@ func highestGrantable(role rosterv1.Role) rosterv1.Role {
 }
 
 func (v *invitationValidator) ValidateUpdate(ctx context.Context, old, inv *rosterv1.Invitation) (admission.Warnings, error) {
-	r, err := v.request(ctx)
-	if err != nil {
+	r, decided, err := v.update(ctx, invitationGR, inv.Name,
+		"only Roster writes an invitation's status; change its spec instead (spec.resendRequests sends it again)")
+	if decided {
 		return nil, err
-	}
-	if r.Trusted {
-		return nil, nil
-	}
-	if r.SubResource == "status" {
-		return nil, apierrors.NewForbidden(invitationGR, inv.Name, fmt.Errorf(
-			"only Roster writes an invitation's status; change its spec instead (spec.resendRequests sends it again)"))
 	}
 	if reflect.DeepEqual(old.Spec, inv.Spec) {
 		return nil, nil // labels, annotations, finalizers

@@ -120,16 +120,10 @@ func (v *memberValidator) usernameFree(ctx context.Context, m *rosterv1.Member) 
 }
 
 func (v *memberValidator) ValidateUpdate(ctx context.Context, old, m *rosterv1.Member) (admission.Warnings, error) {
-	r, err := v.request(ctx)
-	if err != nil {
+	r, decided, err := v.update(ctx, memberGR, m.Name,
+		"only Roster writes a member's status: it follows from the spec (approval, access) that admins set")
+	if decided {
 		return nil, err
-	}
-	if r.Trusted {
-		return nil, nil
-	}
-	if r.SubResource == "status" {
-		return nil, apierrors.NewForbidden(memberGR, m.Name, fmt.Errorf(
-			"only Roster writes a member's status: it follows from the spec (approval, access) that admins set"))
 	}
 	if old.Spec.Username == "" && m.Spec.Username != "" {
 		return nil, apierrors.NewForbidden(memberGR, m.Name, fmt.Errorf(

@@ -33,15 +33,10 @@ func (v *organizationValidator) ValidateCreate(ctx context.Context, org *rosterv
 }
 
 func (v *organizationValidator) ValidateUpdate(ctx context.Context, old, org *rosterv1.Organization) (admission.Warnings, error) {
-	r, err := v.request(ctx)
-	if err != nil {
+	r, decided, err := v.update(ctx, organizationGR, org.Name,
+		"only Roster writes an organization's status")
+	if decided {
 		return nil, err
-	}
-	if r.Trusted {
-		return nil, nil
-	}
-	if r.SubResource == "status" {
-		return nil, apierrors.NewForbidden(organizationGR, org.Name, fmt.Errorf("only Roster writes an organization's status"))
 	}
 	if reflect.DeepEqual(old.Spec, org.Spec) {
 		return nil, nil

@@ -9,11 +9,13 @@ package v1alpha1
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -102,6 +104,22 @@ func (g *gate) request(ctx context.Context) (request, error) {
 		Trusted: slices.Contains(g.trusted, u),
 		System:  strings.HasPrefix(u, "system:serviceaccount:kube-system:") || u == "system:kube-controller-manager",
 	}, nil
+}
+
+// update settles what every update webhook decides first: Roster's own identities may
+// change anything, and only they write status (statusRefusal says so, and what to do
+// instead). decided is true when that settles the request, refused or not.
+func (g *gate) update(ctx context.Context, gr schema.GroupResource, name, statusRefusal string) (r request, decided bool, err error) {
+	r, err = g.request(ctx)
+	switch {
+	case err != nil:
+		return r, true, err
+	case r.Trusted:
+		return r, true, nil
+	case r.SubResource == "status":
+		return r, true, apierrors.NewForbidden(gr, name, errors.New(statusRefusal))
+	}
+	return r, false, nil
 }
 
 // authority is the requester's standing in an organization.
