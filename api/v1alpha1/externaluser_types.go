@@ -156,6 +156,11 @@ type ExternalUserStatus struct {
 	// LinkGeneration is the spec.invitation.linkGeneration the current link was made for.
 	// +optional
 	LinkGeneration int64 `json:"linkGeneration,omitempty"`
+	// LinkExpiresAt is when the current link stops working: the Organization's
+	// invitationTTL after it was made. Raise spec.invitation.linkGeneration for a new one.
+	// The link also stops working once the person has registered with it.
+	// +optional
+	LinkExpiresAt *metav1.Time `json:"linkExpiresAt,omitempty"`
 	// ConfirmationResendsHandled is the spec.resendConfirmationRequests acted on.
 	// +optional
 	ConfirmationResendsHandled int32 `json:"confirmationResendsHandled,omitempty"`

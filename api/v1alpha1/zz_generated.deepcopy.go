@@ -420,6 +420,10 @@ func (in *ExternalUserStatus) DeepCopyInto(out *ExternalUserStatus) {
 		*out = new(LocalObjectReference)
 		**out = **in
 	}
+	if in.LinkExpiresAt != nil {
+		in, out := &in.LinkExpiresAt, &out.LinkExpiresAt
+		*out = (*in).DeepCopy()
+	}
 	if in.Groups != nil {
 		in, out := &in.Groups, &out.Groups
 		*out = make([]string, len(*in))
