@@ -74,9 +74,10 @@ func (r *ExternalUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		Spec: x.Spec, Status: x.Status, App: app,
 		LicenseActive: licenseActive(app, now),
 		SeatGranted:   x.Labels[rosterv1.LabelSeat] == rosterv1.SeatGranted,
+		TTL:           org.Spec.InvitationTTL.Duration,
 	}, now)
 
-	if d.IssueLink || d.Phase != x.Status.Phase || len(d.Queue) > 0 {
+	if d.IssueLink || d.RetireLink || d.Delete || d.Phase != x.Status.Phase || len(d.Queue) > 0 || len(d.Events) > 0 {
 		// A link, an Event and a message happen once: act only on what the API server has.
 		if ok, err := current(ctx, r.APIReader, x); err != nil || !ok {
 			return notCurrent, err
@@ -87,14 +88,25 @@ func (r *ExternalUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		// back since, the write fails and the next pass sees it.
 		helper.Lock()
 	}
+	if d.Delete {
+		return ctrl.Result{}, r.deleteInactive(ctx, x, org)
+	}
 	if d.IssueLink {
 		if err := r.issueLink(ctx, x, org); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
+	if d.RetireLink {
+		if err := r.retireLink(ctx, x); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	r.apply(x, d)
+	res.RequeueAfter = d.RequeueAfter
 	if app != nil && app.License.ExpiresAt != nil && d.Phase == rosterv1.ExternalUserActive {
-		res.RequeueAfter = app.License.ExpiresAt.Sub(now) + time.Second
+		if at := app.License.ExpiresAt.Sub(now) + time.Second; res.RequeueAfter == 0 || at < res.RequeueAfter {
+			res.RequeueAfter = at
+		}
 	}
 	if err := r.checkTeam(ctx, x); err != nil {
 		return ctrl.Result{}, err
@@ -173,7 +185,15 @@ func (r *ExternalUserReconciler) apply(x *rosterv1.ExternalUser, d externalUserD
 			r.Recorder.Eventf(x, nil, corev1.EventTypeNormal, string(d.Phase), "Reconcile", "%s moved from %s to %s", who, from, d.Phase)
 		}
 	}
+	for _, note := range d.Events {
+		r.Recorder.Eventf(x, nil, corev1.EventTypeNormal, d.Reason, "Reconcile", "%s", note)
+	}
 	x.Status.RegisteredAt = d.RegisteredAt
+	x.Status.LinkExpiresAt = d.LinkExpiresAt
+	x.Status.SeatSince = d.SeatSince
+	x.Status.DisabledAt = d.DisabledAt
+	x.Status.ReactivatedAt = d.ReactivatedAt
+	x.Status.ReactivationsHandled = d.ReactivationsHandled
 	x.Status.Groups = d.Groups
 	x.Status.ConfirmationResendsHandled = d.ConfirmationResendsHandled
 	x.Status.WelcomeResendsHandled = d.WelcomeResendsHandled
@@ -225,6 +245,32 @@ func (r *ExternalUserReconciler) issueLink(ctx context.Context, x *rosterv1.Exte
 	return nil
 }
 
+// retireLink deletes a used link's Secret: the person confirmed their address with it, so
+// it opens nothing any more, and no copy of it is left to leak.
+func (r *ExternalUserReconciler) retireLink(ctx context.Context, x *rosterv1.ExternalUser) error {
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: x.Namespace, Name: x.Status.LinkSecretRef.Name}}
+	if err := r.Delete(ctx, sec); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("retire used portal link: %w", err)
+	}
+	x.Status.LinkSecretRef = nil
+	return nil
+}
+
+// deleteInactive deletes a user the application's inactivity setting gave up on. The Event
+// goes on the Organization, which outlives them, so an admin can see who went and why.
+func (r *ExternalUserReconciler) deleteInactive(ctx context.Context, x *rosterv1.ExternalUser, org *rosterv1.Organization) error {
+	err := r.Delete(ctx, x, client.Preconditions{UID: &x.UID, ResourceVersion: &x.ResourceVersion})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil // gone already, or changed since: the next pass decides again
+	}
+	if err != nil {
+		return fmt.Errorf("delete inactive external user: %w", err)
+	}
+	r.Recorder.Eventf(org, x, corev1.EventTypeNormal, "ExternalUserDeleted", "Delete",
+		"ExternalUser %s (%s) was deleted after the application's inactivity.deleteAfter without signing in", x.Name, x.Spec.Application)
+	return nil
+}
+
 // notify sends the messages waiting in status.deliveries, oldest first.
 func (r *ExternalUserReconciler) notify(ctx context.Context, x *rosterv1.ExternalUser, org *rosterv1.Organization, app *rosterv1.Application) (time.Duration, error) {
 	if !hasPending(x.Status.Deliveries) {
@@ -254,6 +300,8 @@ func (r *ExternalUserReconciler) notify(ctx context.Context, x *rosterv1.Externa
 				"MemberName":              x.Spec.DisplayName,
 				"Link":                    link,
 				"ApplicationName":         appName,
+				"ExpiresAt":               x.Status.LinkExpiresAt,
+				"DeleteAt":                deleteAt(externalUserFacts{App: app, Status: x.Status}, &externalUserDecision{RegisteredAt: x.Status.RegisteredAt, ReactivatedAt: x.Status.ReactivatedAt, SeatSince: x.Status.SeatSince}),
 				"SkipContactConfirmation": x.Spec.Invitation.SkipContactConfirmation,
 				"PortalURL":               strings.TrimRight(portalURL(org, r.PortalURL), "/") + "/portal",
 			},
@@ -273,10 +321,13 @@ func (r *ExternalUserReconciler) notify(ctx context.Context, x *rosterv1.Externa
 }
 
 // currentLink reads the link from the user's Secret past the cache, so that a message
-// carries the link that works now.
+// carries the link that works now; "" once the link was used and retired.
 func (r *ExternalUserReconciler) currentLink(ctx context.Context, x *rosterv1.ExternalUser) (string, error) {
 	sec := &corev1.Secret{}
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: x.Namespace, Name: portalLinkSecretName(x)}, sec); err != nil {
+		if apierrors.IsNotFound(err) && x.Status.LinkSecretRef == nil {
+			return "", nil
+		}
 		return "", fmt.Errorf("read portal link: %w", err)
 	}
 	return string(sec.Data[linktoken.SecretKeyLink]), nil

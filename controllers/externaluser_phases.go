@@ -28,6 +28,8 @@ type externalUserFacts struct {
 	LicenseActive bool
 	// SeatGranted is the seat allocator's decision (the LabelSeat label).
 	SeatGranted bool
+	// TTL is how long a new individual link works: the Organization's invitationTTL.
+	TTL time.Duration
 }
 
 // queuedMessage is a message the decision asks to record in status.deliveries.
@@ -43,8 +45,9 @@ type externalUserDecision struct {
 	RegisteredAt *metav1.Time
 	// Groups is status.groups after this pass.
 	Groups []string
-	// Seat says whether the user holds a seat, for the Seat condition.
-	Seat bool
+	// Seat says whether the user holds a seat, for the Seat condition; SeatSince since when.
+	Seat      bool
+	SeatSince *metav1.Time
 
 	// The kstatus summary, for conclude.
 	Progress progress
@@ -54,6 +57,20 @@ type externalUserDecision struct {
 
 	// IssueLink asks for a new invitation link for spec.invitation.linkGeneration.
 	IssueLink bool
+	// LinkExpiresAt is status.linkExpiresAt after this pass.
+	LinkExpiresAt *metav1.Time
+	// RetireLink asks to delete the used link's Secret: it opens nothing any more.
+	RetireLink bool
+	// DisabledAt, ReactivationsHandled and ReactivatedAt are the inactivity bookkeeping
+	// after this pass.
+	DisabledAt, ReactivatedAt *metav1.Time
+	ReactivationsHandled      int32
+	// Delete asks to delete the user: disabled, told, and inactive past deleteAfter.
+	Delete bool
+	// Events are the Events this decision makes, beside the phase's own.
+	Events []string
+	// RequeueAfter is when the next edge comes: the link's expiry, or inactivity's.
+	RequeueAfter time.Duration
 	// Queue are the messages to record for sending.
 	Queue []queuedMessage
 	// ConfirmationResendsHandled and WelcomeResendsHandled are the counters after this pass.
@@ -78,6 +95,8 @@ func phaseWithoutSeat(spec *rosterv1.ExternalUserSpec, st *rosterv1.ExternalUser
 		return rosterv1.ExternalUserRejected
 	case !registered(spec, st):
 		return rosterv1.ExternalUserInvited
+	case st.DisabledAt != nil:
+		return rosterv1.ExternalUserDisabled
 	case st.SelfRegistered && spec.Approval == rosterv1.ApprovalNone && app != nil && app.Portal.ApprovalRequired:
 		return rosterv1.ExternalUserPendingApproval
 	}
@@ -107,6 +126,10 @@ func decideExternalUser(f externalUserFacts, now time.Time) externalUserDecision
 		ConfirmationResendsHandled: f.Status.ConfirmationResendsHandled,
 		WelcomeResendsHandled:      f.Status.WelcomeResendsHandled,
 		Groups:                     f.Status.Groups,
+		LinkExpiresAt:              f.Status.LinkExpiresAt,
+		DisabledAt:                 f.Status.DisabledAt,
+		ReactivatedAt:              f.Status.ReactivatedAt,
+		ReactivationsHandled:       f.Status.ReactivationsHandled,
 	}
 	if !slices.Contains(d.Groups, rosterv1.SystemGroupExternalUsers) {
 		d.Groups = append(slices.Clone(d.Groups), rosterv1.SystemGroupExternalUsers)
@@ -116,8 +139,17 @@ func decideExternalUser(f externalUserFacts, now time.Time) externalUserDecision
 		d.RegisteredAt = &t
 	}
 
-	d.Phase = phaseWithoutSeat(&f.Spec, &f.Status, f.App)
 	d.Seat = f.SeatGranted && f.LicenseActive && f.App != nil
+	if d.Seat {
+		d.SeatSince = f.Status.SeatSince
+		if d.SeatSince == nil {
+			d.SeatSince = stamp(now)
+		}
+	}
+	d.inactivity(f, now)
+	st := f.Status
+	st.DisabledAt = d.DisabledAt
+	d.Phase = phaseWithoutSeat(&f.Spec, &st, f.App)
 	if d.Phase == rosterv1.ExternalUserActive && !d.Seat {
 		// Only the seat allocator's grant makes a user Active, so no moment has more Active
 		// users than seats.
@@ -125,7 +157,7 @@ func decideExternalUser(f externalUserFacts, now time.Time) externalUserDecision
 	}
 
 	gen := f.Spec.Invitation.LinkGeneration
-	d.IssueLink = f.Status.LinkSecretRef == nil || f.Status.LinkGeneration != gen
+	d.link(f, now)
 	if f.Spec.Email != "" {
 		if key := deliveryKey(f.UID, notify.TemplateExternalInvitation, gen); d.Phase == rosterv1.ExternalUserInvited && !hasDelivery(f.Status.Deliveries, key) {
 			d.Queue = append(d.Queue, queuedMessage{Key: key, Template: notify.TemplateExternalInvitation})
@@ -133,7 +165,9 @@ func decideExternalUser(f externalUserFacts, now time.Time) externalUserDecision
 	}
 	if n := f.Spec.ResendConfirmationRequests; n > d.ConfirmationResendsHandled {
 		d.ConfirmationResendsHandled = n
-		if f.Spec.Email != "" {
+		if f.Status.EmailVerified {
+			d.Events = append(d.Events, "The email address is already confirmed; no confirmation mail was sent")
+		} else if f.Spec.Email != "" {
 			d.Queue = append(d.Queue, queuedMessage{Key: deliveryKey(f.UID, notify.TemplateRegistrationConfirmation, int64(n)), Template: notify.TemplateRegistrationConfirmation})
 		}
 	}
@@ -143,13 +177,138 @@ func decideExternalUser(f externalUserFacts, now time.Time) externalUserDecision
 			d.Queue = append(d.Queue, queuedMessage{Key: deliveryKey(f.UID, notify.TemplateWelcome, int64(n)), Template: notify.TemplateWelcome})
 		}
 	}
-	d.summarise(f)
+	d.summarise(f, now)
 	return d
+}
+
+// link follows the individual link through its life: issued while the person has not
+// confirmed their address with it, expiring after the Organization's invitationTTL, and
+// retired once used.
+func (d *externalUserDecision) link(f externalUserFacts, now time.Time) {
+	st := &f.Status
+	l := linkFacts{
+		Used:      st.EmailVerified,
+		Issued:    st.LinkSecretRef != nil && st.LinkGeneration == f.Spec.Invitation.LinkGeneration,
+		ExpiresAt: st.LinkExpiresAt,
+	}
+	switch l.stage(now) {
+	case linkWanted:
+		d.IssueLink = true
+		d.LinkExpiresAt = linkExpiry(now, f.TTL)
+	case linkUsed:
+		d.RetireLink = st.LinkSecretRef != nil
+		d.LinkExpiresAt = nil
+	case linkLive:
+		if d.LinkExpiresAt == nil {
+			// Issued before links expired: it works for a TTL from now.
+			d.LinkExpiresAt = linkExpiry(now, f.TTL)
+		}
+		d.requeue(d.LinkExpiresAt.Sub(now))
+	}
+}
+
+// inactivity disables a user who has not signed in for the application's disableAfter,
+// telling them once, and deletes them after deleteAfter. An admin's reactivation lets them
+// in again and starts the count over.
+func (d *externalUserDecision) inactivity(f externalUserFacts, now time.Time) {
+	if n := f.Spec.ReactivateRequests; n > d.ReactivationsHandled {
+		d.ReactivationsHandled = n
+		d.ReactivatedAt = stamp(now)
+		if d.DisabledAt != nil {
+			d.DisabledAt = nil
+			d.Events = append(d.Events, "Reactivated by an admin; inactivity counts from now")
+		}
+	}
+	in := inactivityOf(f.App)
+	if in == nil || in.DisableAfter == nil {
+		d.DisabledAt = nil
+		return
+	}
+	last := lastSeen(&f.Status, d.RegisteredAt, d.ReactivatedAt, d.SeatSince)
+	if last == nil {
+		return
+	}
+	if d.DisabledAt == nil {
+		// Only a user who could sign in is judged by not signing in.
+		st := f.Status
+		st.DisabledAt = nil
+		if phaseWithoutSeat(&f.Spec, &st, f.App) != rosterv1.ExternalUserActive || !d.Seat {
+			return
+		}
+		at := last.Add(in.DisableAfter.Duration)
+		if now.Before(at) {
+			d.requeue(at.Sub(now))
+			return
+		}
+		d.DisabledAt = stamp(now)
+		d.Events = append(d.Events, fmt.Sprintf("Not signed in since %s: disabled after %s without signing in",
+			last.UTC().Format(time.RFC3339), in.DisableAfter.Duration))
+		if f.Spec.Email != "" {
+			d.Queue = append(d.Queue, queuedMessage{Key: deliveryKey(f.UID, notify.TemplateExternalDisabled, d.DisabledAt.Unix()), Template: notify.TemplateExternalDisabled})
+		}
+	}
+	if in.DeleteAfter == nil {
+		return
+	}
+	at := last.Add(in.DeleteAfter.Duration)
+	switch {
+	case now.Before(at):
+		d.requeue(at.Sub(now))
+	case len(d.Queue) > 0 || hasPending(f.Status.Deliveries):
+		// Told first, then deleted.
+	default:
+		d.Delete = true
+	}
+}
+
+// inactivityOf is the application's inactivity setting, or nil.
+func inactivityOf(app *rosterv1.Application) *rosterv1.Inactivity {
+	if app == nil {
+		return nil
+	}
+	return app.Inactivity
+}
+
+// lastSeen is when the user was last known to be around, or could first be: their last
+// sign-in, registration, reactivation or getting a seat, whichever is latest; nil before
+// they registered.
+func lastSeen(st *rosterv1.ExternalUserStatus, registeredAt, reactivatedAt, seatSince *metav1.Time) *metav1.Time {
+	if registeredAt == nil {
+		return nil
+	}
+	var last *metav1.Time
+	for _, t := range []*metav1.Time{st.LastLoginAt, registeredAt, reactivatedAt, seatSince} {
+		if t != nil && (last == nil || t.After(last.Time)) {
+			last = t
+		}
+	}
+	return last
+}
+
+// deleteAt is when an inactive user is deleted, or nil when they are not going to be.
+func deleteAt(f externalUserFacts, d *externalUserDecision) *metav1.Time {
+	in := inactivityOf(f.App)
+	last := lastSeen(&f.Status, d.RegisteredAt, d.ReactivatedAt, d.SeatSince)
+	if in == nil || in.DeleteAfter == nil || last == nil {
+		return nil
+	}
+	t := metav1.NewTime(last.Add(in.DeleteAfter.Duration))
+	return &t
+}
+
+// requeue asks to look again after wait, or sooner if already asked.
+func (d *externalUserDecision) requeue(wait time.Duration) {
+	if wait <= 0 {
+		wait = time.Second
+	}
+	if d.RequeueAfter == 0 || wait < d.RequeueAfter {
+		d.RequeueAfter = wait
+	}
 }
 
 // summarise sets the kstatus summary: Reconciling while a link or a message is under way,
 // Stalled only where nothing moves until a person acts, settled otherwise.
-func (d *externalUserDecision) summarise(f externalUserFacts) {
+func (d *externalUserDecision) summarise(f externalUserFacts, now time.Time) {
 	set := func(p progress, ok bool, reason, msg string) {
 		d.Progress, d.Ready, d.Reason, d.Message = p, ok, reason, msg
 	}
@@ -179,12 +338,19 @@ func (d *externalUserDecision) summarise(f externalUserFacts) {
 	case rosterv1.ExternalUserActive:
 		set(settled, true, rosterv1.ReasonActive, fmt.Sprintf("Active in %s", app))
 	case rosterv1.ExternalUserInvited:
+		if d.LinkExpiresAt != nil && !now.Before(d.LinkExpiresAt.Time) {
+			set(stalled, false, rosterv1.ReasonLinkExpired, fmt.Sprintf(
+				"The invitation link expired on %s before the person registered; to make a new one: kubectl patch xu %s -n %s --type=merge -p '{\"spec\":{\"invitation\":{\"linkGeneration\":%d}}}'",
+				d.LinkExpiresAt.UTC().Format(time.RFC3339), f.Name, f.Namespace, f.Spec.Invitation.LinkGeneration+1))
+			return
+		}
 		link := "their personal link"
 		if f.Status.LinkSecretRef != nil {
 			link = fmt.Sprintf("their personal link (Secret %s, key %q)", f.Status.LinkSecretRef.Name, "link")
 		}
 		set(settled, false, rosterv1.ReasonInvited, fmt.Sprintf(
-			"Waiting for the person to register through %s; to make a new link and invalidate the old one, raise spec.invitation.linkGeneration", link))
+			"Waiting for the person to register through %s, which works until %s; to make a new link and invalidate the old one, raise spec.invitation.linkGeneration",
+			link, d.LinkExpiresAt.UTC().Format(time.RFC3339)))
 	case rosterv1.ExternalUserPendingApproval:
 		set(settled, false, rosterv1.ReasonPendingApproval, "Registered and waiting for an admin's approval: "+patchCmd("approval", "Approved")+" (or Rejected)")
 	case rosterv1.ExternalUserLocked:
@@ -192,6 +358,15 @@ func (d *externalUserDecision) summarise(f externalUserFacts) {
 		set(settled, true, rosterv1.ReasonLocked, "Locked out by an admin; to let them in again: "+patchCmd("access", "Enabled"))
 	case rosterv1.ExternalUserRejected:
 		set(settled, true, rosterv1.ReasonRejected, "The registration was rejected; to approve it after all: "+patchCmd("approval", "Approved"))
+	case rosterv1.ExternalUserDisabled:
+		// The application's policy in force: Ready, like an admin's lock.
+		msg := fmt.Sprintf("Disabled on %s after %s without signing in", d.DisabledAt.UTC().Format(time.RFC3339), inactivityOf(f.App).DisableAfter.Duration)
+		if at := deleteAt(f, d); at != nil {
+			msg += fmt.Sprintf("; deleted on %s unless reactivated", at.UTC().Format(time.RFC3339))
+		}
+		set(settled, true, rosterv1.ReasonDisabledForInactivity, fmt.Sprintf(
+			`%s. To let them in again: kubectl patch xu %s -n %s --type=merge -p '{"spec":{"reactivateRequests":%d}}'`,
+			msg, f.Name, f.Namespace, f.Spec.ReactivateRequests+1))
 	case rosterv1.ExternalUserWaitingForSeat:
 		if !f.LicenseActive {
 			set(stalled, false, rosterv1.ReasonLicenseExpired, fmt.Sprintf(

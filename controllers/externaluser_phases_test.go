@@ -83,16 +83,21 @@ func TestDecideExternalUser(t *testing.T) {
 		{name: "no such application: stalled", facts: externalUserFacts{Status: linked},
 			phase: rosterv1.ExternalUserInvited, progress: stalled, reason: rosterv1.ReasonApplicationNotFound},
 		{name: "resend counters queue confirmation and welcome", facts: externalUserFacts{UID: "u", App: app, LicenseActive: true, SeatGranted: true,
-			Spec: rosterv1.ExternalUserSpec{Email: "e@x", ResendConfirmationRequests: 2, ResendWelcomeRequests: 1},
+			Spec: rosterv1.ExternalUserSpec{Email: "e@x", Approval: rosterv1.ApprovalApproved, ResendConfirmationRequests: 2, ResendWelcomeRequests: 1},
 			Status: with(linked, func(s *rosterv1.ExternalUserStatus) {
-				s.EmailVerified, s.RegisteredAt, s.ConfirmationResendsHandled = true, &registeredAt, 1
+				s.RegisteredAt, s.ConfirmationResendsHandled = &registeredAt, 1
 			})},
 			phase: rosterv1.ExternalUserActive, progress: working, reason: rosterv1.ReasonSending, regAt: &registeredAt,
 			queue: []notify.TemplateName{notify.TemplateRegistrationConfirmation, notify.TemplateWelcome}},
+		{name: "a confirmation resend for a confirmed address sends nothing", facts: externalUserFacts{UID: "u", App: app, LicenseActive: true, SeatGranted: true,
+			Spec: rosterv1.ExternalUserSpec{Email: "e@x", ResendConfirmationRequests: 1},
+			Status: rosterv1.ExternalUserStatus{EmailVerified: true, RegisteredAt: &registeredAt}},
+			phase: rosterv1.ExternalUserActive, progress: settled, ready: true, reason: rosterv1.ReasonActive, regAt: &registeredAt},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.facts.Name, c.facts.Namespace = "erin", "ns"
+			c.facts.TTL = 168 * time.Hour
 			d := decideExternalUser(c.facts, now)
 			if d.Phase != c.phase || d.Progress != c.progress || d.Ready != c.ready || d.Reason != c.reason || d.IssueLink != c.issueLink {
 				t.Fatalf("got phase %s progress %d ready %v reason %s issueLink %v (%s); want %s %d %v %s %v",
@@ -195,4 +200,127 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// TestExternalUserLinkAndInactivity walks the individual link (issued with an expiry, expired
+// at the exact instant, retired once used) and the inactivity policy (disabled and told at
+// the edge, deleted later, reactivated) through decideExternalUser.
+func TestExternalUserLinkAndInactivity(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	at := func(d time.Duration) *metav1.Time { t := metav1.NewTime(now.Add(d)); return &t }
+	day := 24 * time.Hour
+	app := &rosterv1.Application{Name: "support", License: rosterv1.License{Seats: 2}}
+	idle := &rosterv1.Application{Name: "support", License: rosterv1.License{Seats: 2},
+		Inactivity: &rosterv1.Inactivity{DisableAfter: &metav1.Duration{Duration: 90 * day}, DeleteAfter: &metav1.Duration{Duration: 180 * day}}}
+	ref := &rosterv1.LocalObjectReference{Name: "erin-portal-link"}
+	active := func(lastLogin time.Duration) rosterv1.ExternalUserStatus {
+		return rosterv1.ExternalUserStatus{EmailVerified: true, RegisteredAt: at(-400 * day), SeatSince: at(-400 * day), LastLoginAt: at(-lastLogin)}
+	}
+	cases := []struct {
+		name          string
+		facts         externalUserFacts
+		phase         rosterv1.ExternalUserPhase
+		reason        string
+		issue, retire bool
+		expiresAt     *metav1.Time
+		disabled      bool
+		deleteUser    bool
+		queue         []notify.TemplateName
+		requeue       time.Duration
+	}{
+		{name: "a new link works for the TTL", facts: externalUserFacts{App: app},
+			phase: rosterv1.ExternalUserInvited, reason: rosterv1.ReasonIssuingLink, issue: true, expiresAt: at(168 * time.Hour)},
+		{name: "a live link is looked at again when it expires", facts: externalUserFacts{App: app,
+			Status: rosterv1.ExternalUserStatus{LinkSecretRef: ref, LinkExpiresAt: at(time.Hour)}},
+			phase: rosterv1.ExternalUserInvited, reason: rosterv1.ReasonInvited, expiresAt: at(time.Hour), requeue: time.Hour},
+		{name: "a link expires at the exact instant", facts: externalUserFacts{App: app,
+			Status: rosterv1.ExternalUserStatus{LinkSecretRef: ref, LinkExpiresAt: at(0)}},
+			phase: rosterv1.ExternalUserInvited, reason: rosterv1.ReasonLinkExpired, expiresAt: at(0)},
+		{name: "one second before, it still works", facts: externalUserFacts{App: app,
+			Status: rosterv1.ExternalUserStatus{LinkSecretRef: ref, LinkExpiresAt: at(time.Second)}},
+			phase: rosterv1.ExternalUserInvited, reason: rosterv1.ReasonInvited, expiresAt: at(time.Second), requeue: time.Second},
+		{name: "an expired link is replaced when the generation is raised", facts: externalUserFacts{App: app,
+			Spec:   rosterv1.ExternalUserSpec{Invitation: rosterv1.ExternalUserInvitation{LinkGeneration: 1}},
+			Status: rosterv1.ExternalUserStatus{LinkSecretRef: ref, LinkExpiresAt: at(-time.Hour)}},
+			phase: rosterv1.ExternalUserInvited, reason: rosterv1.ReasonIssuingLink, issue: true, expiresAt: at(168 * time.Hour)},
+		{name: "a link made before links expired gets an expiry", facts: externalUserFacts{App: app,
+			Status: rosterv1.ExternalUserStatus{LinkSecretRef: ref}},
+			phase: rosterv1.ExternalUserInvited, reason: rosterv1.ReasonInvited, expiresAt: at(168 * time.Hour), requeue: 168 * time.Hour},
+		{name: "a used link is retired", facts: externalUserFacts{App: app, SeatGranted: true, LicenseActive: true,
+			Status: rosterv1.ExternalUserStatus{EmailVerified: true, LinkSecretRef: ref, LinkExpiresAt: at(time.Hour)}},
+			phase: rosterv1.ExternalUserActive, reason: rosterv1.ReasonActive, retire: true},
+		{name: "a used link is not made again when the generation is raised", facts: externalUserFacts{App: app, SeatGranted: true, LicenseActive: true,
+			Spec:   rosterv1.ExternalUserSpec{Invitation: rosterv1.ExternalUserInvitation{LinkGeneration: 3}},
+			Status: rosterv1.ExternalUserStatus{EmailVerified: true}},
+			phase: rosterv1.ExternalUserActive, reason: rosterv1.ReasonActive},
+
+		{name: "without an inactivity setting nobody is disabled", facts: externalUserFacts{App: app, SeatGranted: true, LicenseActive: true, Status: active(1000 * day)},
+			phase: rosterv1.ExternalUserActive, reason: rosterv1.ReasonActive},
+		{name: "inactive for a second less than disableAfter: still active", facts: externalUserFacts{App: idle, SeatGranted: true, LicenseActive: true, Status: active(90*day - time.Second)},
+			phase: rosterv1.ExternalUserActive, reason: rosterv1.ReasonActive, requeue: time.Second},
+		{name: "inactive for exactly disableAfter: disabled and told", facts: externalUserFacts{UID: "u", App: idle, SeatGranted: true, LicenseActive: true,
+			Spec: rosterv1.ExternalUserSpec{Email: "e@x"}, Status: active(90 * day)},
+			phase: rosterv1.ExternalUserDisabled, reason: rosterv1.ReasonSending, disabled: true, queue: []notify.TemplateName{notify.TemplateExternalDisabled}, requeue: 90 * day},
+		{name: "a user who just got a seat after waiting is judged from now", facts: externalUserFacts{App: idle, SeatGranted: true, LicenseActive: true,
+			Status: func() rosterv1.ExternalUserStatus { s := active(1000 * day); s.SeatSince = nil; return s }()},
+			phase: rosterv1.ExternalUserActive, reason: rosterv1.ReasonActive, requeue: 90 * day},
+		{name: "a user waiting for a seat is not judged by not signing in", facts: externalUserFacts{App: idle, LicenseActive: true, Status: active(1000 * day)},
+			phase: rosterv1.ExternalUserWaitingForSeat, reason: rosterv1.ReasonWaitingForSeat},
+		{name: "a disabled user is told once", facts: externalUserFacts{UID: "u", App: idle, SeatGranted: true, LicenseActive: true,
+			Spec: rosterv1.ExternalUserSpec{Email: "e@x"},
+			Status: func() rosterv1.ExternalUserStatus {
+				s := active(100 * day)
+				s.DisabledAt = at(-10 * day)
+				s.Deliveries = []rosterv1.Delivery{{Key: "u/external-disabled/1", State: DeliverySent}}
+				return s
+			}()},
+			phase: rosterv1.ExternalUserDisabled, reason: rosterv1.ReasonDisabledForInactivity, disabled: true, requeue: 80 * day},
+		{name: "past deleteAfter a disabled user is deleted", facts: externalUserFacts{App: idle, SeatGranted: true, LicenseActive: true,
+			Status: func() rosterv1.ExternalUserStatus { s := active(180 * day); s.DisabledAt = at(-90 * day); return s }()},
+			phase: rosterv1.ExternalUserDisabled, reason: rosterv1.ReasonDisabledForInactivity, disabled: true, deleteUser: true},
+		{name: "not deleted while the message telling them is under way", facts: externalUserFacts{App: idle,
+			Status: func() rosterv1.ExternalUserStatus {
+				s := active(200 * day)
+				s.DisabledAt = at(-time.Minute)
+				s.Deliveries = []rosterv1.Delivery{{Key: "u/external-disabled/1", State: DeliverySending}}
+				return s
+			}()},
+			phase: rosterv1.ExternalUserDisabled, reason: rosterv1.ReasonSending, disabled: true},
+		{name: "reactivation lets them in and the count starts over", facts: externalUserFacts{App: idle, SeatGranted: true, LicenseActive: true,
+			Spec:   rosterv1.ExternalUserSpec{ReactivateRequests: 1},
+			Status: func() rosterv1.ExternalUserStatus { s := active(100 * day); s.DisabledAt = at(-10 * day); return s }()},
+			phase: rosterv1.ExternalUserActive, reason: rosterv1.ReasonActive, requeue: 90 * day},
+		{name: "turning the setting off lets disabled users in", facts: externalUserFacts{App: app, SeatGranted: true, LicenseActive: true,
+			Status: func() rosterv1.ExternalUserStatus { s := active(100 * day); s.DisabledAt = at(-10 * day); return s }()},
+			phase: rosterv1.ExternalUserActive, reason: rosterv1.ReasonActive},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.facts.Name, c.facts.Namespace, c.facts.TTL = "erin", "ns", 168*time.Hour
+			d := decideExternalUser(c.facts, now)
+			if d.Phase != c.phase || d.Reason != c.reason {
+				t.Fatalf("phase %s reason %s (%s); want %s %s", d.Phase, d.Reason, d.Message, c.phase, c.reason)
+			}
+			if d.IssueLink != c.issue || d.RetireLink != c.retire || d.Delete != c.deleteUser || (d.DisabledAt != nil) != c.disabled {
+				t.Fatalf("issue %v retire %v delete %v disabled %v; want %v %v %v %v", d.IssueLink, d.RetireLink, d.Delete, d.DisabledAt != nil,
+					c.issue, c.retire, c.deleteUser, c.disabled)
+			}
+			if c.expiresAt != nil && (d.LinkExpiresAt == nil || !d.LinkExpiresAt.Equal(c.expiresAt)) {
+				t.Fatalf("link expires at %v, want %v", d.LinkExpiresAt, c.expiresAt)
+			}
+			var got []notify.TemplateName
+			for _, q := range d.Queue {
+				got = append(got, q.Template)
+			}
+			if len(got) != len(c.queue) || (len(got) > 0 && !equalTemplates(got, c.queue)) {
+				t.Fatalf("queued %v, want %v", got, c.queue)
+			}
+			if d.RequeueAfter != c.requeue {
+				t.Fatalf("requeue after %s, want %s", d.RequeueAfter, c.requeue)
+			}
+			if d.Message == "" {
+				t.Fatal("no message")
+			}
+		})
+	}
 }

@@ -4,12 +4,16 @@ import (
 	"context"
 	"sync"
 
+	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
@@ -17,6 +21,28 @@ import (
 )
 
 type eventsv1List struct{ eventsv1.EventList }
+
+// kstatusOf reads obj from the API server and computes its kstatus, as Flux and kubectl
+// wait do.
+func kstatusOf(ctx context.Context, obj client.Object) *status.Result {
+	GinkgoHelper()
+	Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	Expect(err).NotTo(HaveOccurred())
+	res, err := status.Compute(&unstructured.Unstructured{Object: u})
+	Expect(err).NotTo(HaveOccurred())
+	return res
+}
+
+// expectStatus waits until obj's kstatus is want, with message in its message.
+func expectStatus(ctx context.Context, obj client.Object, want status.Status, message string) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		res := kstatusOf(ctx, obj)
+		g.Expect(res.Status).To(Equal(want), "%s/%s: %s", obj.GetNamespace(), obj.GetName(), res.Message)
+		g.Expect(res.Message).To(ContainSubstring(message))
+	}, timeout, interval).Should(Succeed())
+}
 
 // warningRecorder collects the admission warnings the API server sends back.
 type warningRecorder struct {

@@ -165,7 +165,8 @@ type invitationDecision struct {
 
 // invitationExpiring reports whether a sent invitation's link ran out at now.
 func invitationExpiring(st *rosterv1.InvitationStatus, now time.Time) bool {
-	return st.Phase == rosterv1.InvitationSent && st.ExpiresAt != nil && !now.Before(st.ExpiresAt.Time)
+	return st.Phase == rosterv1.InvitationSent && st.ExpiresAt != nil &&
+		linkFacts{Issued: true, ExpiresAt: st.ExpiresAt}.stage(now) == linkExpired
 }
 
 // invitationResendWait is how long the next resend must wait for the window to allow it:
@@ -411,8 +412,7 @@ func (d *invitationDecision) member(f invitationFacts) *rosterv1.Member {
 func (d *invitationDecision) sent(f invitationFacts, now time.Time) {
 	d.Phase = rosterv1.InvitationSent
 	d.SentAt = stamp(now)
-	exp := metav1.NewTime(d.SentAt.Add(f.Org.TTL))
-	d.ExpiresAt = &exp
+	d.ExpiresAt = linkExpiry(now, f.Org.TTL)
 }
 
 // settle says what a sent or expired invitation waits for, and when to look again: at

@@ -8,8 +8,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -24,25 +22,6 @@ import (
 var _ = Describe("kstatus", func() {
 	var ns string
 	BeforeEach(func(ctx context.Context) { ns = newNamespace(ctx) })
-
-	// kstatusOf reads obj from the API server and computes its kstatus.
-	kstatusOf := func(ctx context.Context, obj client.Object) *status.Result {
-		GinkgoHelper()
-		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
-		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-		Expect(err).NotTo(HaveOccurred())
-		res, err := status.Compute(&unstructured.Unstructured{Object: u})
-		Expect(err).NotTo(HaveOccurred())
-		return res
-	}
-	expectStatus := func(ctx context.Context, obj client.Object, want status.Status, message string) {
-		GinkgoHelper()
-		Eventually(func(g Gomega) {
-			res := kstatusOf(ctx, obj)
-			g.Expect(res.Status).To(Equal(want), "%s/%s: %s", obj.GetNamespace(), obj.GetName(), res.Message)
-			g.Expect(res.Message).To(ContainSubstring(message))
-		}, timeout, interval).Should(Succeed())
-	}
 
 	It("invitations: sending is InProgress, Sent and Accepted are Current, Expired and Failed are Failed with the reason", func(ctx context.Context) {
 		newOrganization(ctx, ns, func(o *rosterv1.Organization) { o.Spec.InvitationTTL = metav1.Duration{Duration: time.Hour} })

@@ -54,4 +54,9 @@ const (
 	ReasonSeatGranted = "SeatGranted"
 	// ReasonNoSeat: the user does not hold a seat.
 	ReasonNoSeat = "NoSeat"
+	// ReasonLinkExpired: the user's invitation link ran out before they registered.
+	ReasonLinkExpired = "LinkExpired"
+	// ReasonDisabledForInactivity: the user did not sign in for the application's
+	// inactivity.disableAfter.
+	ReasonDisabledForInactivity = "DisabledForInactivity"
 )

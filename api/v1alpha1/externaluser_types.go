@@ -105,6 +105,13 @@ type ExternalUserSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self >= oldSelf",message="resendWelcomeRequests can only grow"
 	ResendWelcomeRequests int32 `json:"resendWelcomeRequests,omitempty"`
 
+	// ReactivateRequests lets a user disabled for inactivity in again: raise it by one. Their
+	// inactivity counts from the reactivation.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:XValidation:rule="self >= oldSelf",message="reactivateRequests can only grow"
+	ReactivateRequests int32 `json:"reactivateRequests,omitempty"`
+
 	// Team are the internal members who serve the person, with at most one lead.
 	// +optional
 	// +listType=map
@@ -115,7 +122,7 @@ type ExternalUserSpec struct {
 }
 
 // ExternalUserPhase is where an external user is in their life.
-// +kubebuilder:validation:Enum=Invited;PendingApproval;Active;Locked;Rejected;WaitingForSeat
+// +kubebuilder:validation:Enum=Invited;PendingApproval;Active;Locked;Rejected;WaitingForSeat;Disabled
 type ExternalUserPhase string
 
 const (
@@ -131,6 +138,9 @@ const (
 	ExternalUserRejected ExternalUserPhase = "Rejected"
 	// ExternalUserWaitingForSeat has no licensed seat (all taken, or the license expired).
 	ExternalUserWaitingForSeat ExternalUserPhase = "WaitingForSeat"
+	// ExternalUserDisabled did not sign in for the application's inactivity.disableAfter;
+	// they hold no seat until an admin reactivates them.
+	ExternalUserDisabled ExternalUserPhase = "Disabled"
 )
 
 // ExternalUserStatus is what the controller observed of an external user.
@@ -167,6 +177,20 @@ type ExternalUserStatus struct {
 	// WelcomeResendsHandled is the spec.resendWelcomeRequests acted on.
 	// +optional
 	WelcomeResendsHandled int32 `json:"welcomeResendsHandled,omitempty"`
+	// SeatSince is when the user got the seat they hold; unset while they hold none.
+	// Inactivity counts from it too, so a user who waited for a seat is not disabled the
+	// moment they get one.
+	// +optional
+	SeatSince *metav1.Time `json:"seatSince,omitempty"`
+	// DisabledAt is when the user was disabled for inactivity; unset while they are not.
+	// +optional
+	DisabledAt *metav1.Time `json:"disabledAt,omitempty"`
+	// ReactivationsHandled is the spec.reactivateRequests acted on.
+	// +optional
+	ReactivationsHandled int32 `json:"reactivationsHandled,omitempty"`
+	// ReactivatedAt is when an admin last let the user in again after inactivity.
+	// +optional
+	ReactivatedAt *metav1.Time `json:"reactivatedAt,omitempty"`
 	// Groups are the groups the person is in; always includes the external users' system
 	// group.
 	// +optional

@@ -155,9 +155,30 @@ type Application struct {
 	// +optional
 	License License `json:"license,omitzero"`
 	// RequireTeam requires every external user to have at least one internal team member
-	// who serves them (F36).
+	// who serves them.
 	// +optional
 	RequireTeam bool `json:"requireTeam,omitempty"`
+	// Inactivity disables, and later deletes, external users who stop signing in. Off
+	// unless set.
+	// +optional
+	Inactivity *Inactivity `json:"inactivity,omitempty"`
+}
+
+// Inactivity is what happens to an application's external users who do not sign in. The
+// time counts from their last sign-in, or from registration or reactivation when later.
+// A disabled user frees their seat, is told once, and an admin lets them in again by
+// raising the ExternalUser's spec.reactivateRequests.
+// +kubebuilder:validation:XValidation:rule="!has(self.deleteAfter) || (has(self.disableAfter) && duration(self.deleteAfter) > duration(self.disableAfter))",message="deleteAfter needs a shorter disableAfter: users are disabled and told before they are deleted"
+type Inactivity struct {
+	// DisableAfter disables an external user who has not signed in for this long, such as
+	// 2160h (90 days). At least 1h.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h')",message="disableAfter must be at least 1h"
+	DisableAfter *metav1.Duration `json:"disableAfter,omitempty"`
+	// DeleteAfter deletes a disabled external user who has not signed in for this long,
+	// counted like disableAfter and longer than it.
+	// +optional
+	DeleteAfter *metav1.Duration `json:"deleteAfter,omitempty"`
 }
 
 // Portal is an application's external portal settings.

@@ -67,6 +67,9 @@ const (
 	ReasonReconciled = "Reconciled"
 	// ReasonOrganizationNotFound says the organizationRef names no Organization.
 	ReasonOrganizationNotFound = "OrganizationNotFound"
+	// ReasonOrganizationDeleting says the object's Organization is being deleted: it goes
+	// too, in order, and nothing more is sent on its behalf.
+	ReasonOrganizationDeleting = "OrganizationDeleting"
 )
 
 // Finalizer is put on Roster's objects so that their controllers clean up before they go.

@@ -55,6 +55,8 @@ const (
 	TemplateCollaboratorRemoved TemplateName = "collaborator-removed"
 	// TemplateVerificationCode sends a one-time code.
 	TemplateVerificationCode TemplateName = "verification-code"
+	// TemplateExternalDisabled tells an external user they were disabled for inactivity.
+	TemplateExternalDisabled TemplateName = "external-disabled"
 )
 
 var templateNames = []TemplateName{
@@ -62,7 +64,7 @@ var templateNames = []TemplateName{
 	TemplateApprovalNeeded, TemplateMemberApproved, TemplateMemberRejected,
 	TemplateMemberRemoved, TemplateMemberRestored, TemplateExternalInvitation,
 	TemplateRegistrationConfirmation, TemplateWelcome, TemplateCollaboratorAdded,
-	TemplateCollaboratorRemoved, TemplateVerificationCode,
+	TemplateCollaboratorRemoved, TemplateVerificationCode, TemplateExternalDisabled,
 }
 
 // TemplateNames lists every message Roster can send, for validation and

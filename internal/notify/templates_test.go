@@ -27,13 +27,14 @@ func fullData() map[string]any {
 		"ApplicationName":  "Billing",
 		"PortalURL":        "https://portal.example.com/",
 		"Reason":           "left the team",
+		"DeleteAt":         time.Date(2031, 5, 6, 7, 8, 0, 0, time.UTC),
 	}
 }
 
 func TestDefaultTemplatesRenderEveryPart(t *testing.T) {
 	names := notify.TemplateNames()
-	if len(names) != 14 {
-		t.Fatalf("TemplateNames() has %d entries, want 14", len(names))
+	if len(names) != 15 {
+		t.Fatalf("TemplateNames() has %d entries, want 15", len(names))
 	}
 	for _, name := range names {
 		t.Run(string(name), func(t *testing.T) {
