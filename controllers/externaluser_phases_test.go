@@ -90,7 +90,7 @@ func TestDecideExternalUser(t *testing.T) {
 			phase: rosterv1.ExternalUserActive, progress: working, reason: rosterv1.ReasonSending, regAt: &registeredAt,
 			queue: []notify.TemplateName{notify.TemplateRegistrationConfirmation, notify.TemplateWelcome}},
 		{name: "a confirmation resend for a confirmed address sends nothing", facts: externalUserFacts{UID: "u", App: app, LicenseActive: true, SeatGranted: true,
-			Spec: rosterv1.ExternalUserSpec{Email: "e@x", ResendConfirmationRequests: 1},
+			Spec:   rosterv1.ExternalUserSpec{Email: "e@x", ResendConfirmationRequests: 1},
 			Status: rosterv1.ExternalUserStatus{EmailVerified: true, RegisteredAt: &registeredAt}},
 			phase: rosterv1.ExternalUserActive, progress: settled, ready: true, reason: rosterv1.ReasonActive, regAt: &registeredAt},
 	}
