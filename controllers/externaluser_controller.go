@@ -185,8 +185,8 @@ func (r *ExternalUserReconciler) apply(x *rosterv1.ExternalUser, d externalUserD
 			r.Recorder.Eventf(x, nil, corev1.EventTypeNormal, string(d.Phase), "Reconcile", "%s moved from %s to %s", who, from, d.Phase)
 		}
 	}
-	for _, note := range d.Events {
-		r.Recorder.Eventf(x, nil, corev1.EventTypeNormal, d.Reason, "Reconcile", "%s", note)
+	for _, e := range d.Events {
+		r.Recorder.Eventf(x, nil, corev1.EventTypeNormal, e.Reason, "Reconcile", "%s", e.Note)
 	}
 	x.Status.RegisteredAt = d.RegisteredAt
 	x.Status.LinkExpiresAt = d.LinkExpiresAt

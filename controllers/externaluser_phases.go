@@ -68,7 +68,7 @@ type externalUserDecision struct {
 	// Delete asks to delete the user: disabled, told, and inactive past deleteAfter.
 	Delete bool
 	// Events are the Events this decision makes, beside the phase's own.
-	Events []string
+	Events []externalUserEvent
 	// RequeueAfter is when the next edge comes: the link's expiry, or inactivity's.
 	RequeueAfter time.Duration
 	// Queue are the messages to record for sending.
@@ -76,6 +76,9 @@ type externalUserDecision struct {
 	// ConfirmationResendsHandled and WelcomeResendsHandled are the counters after this pass.
 	ConfirmationResendsHandled, WelcomeResendsHandled int32
 }
+
+// externalUserEvent is a Normal Event the decision records.
+type externalUserEvent struct{ Reason, Note string }
 
 // registered reports whether the person completed registration. Until the portal records
 // registration itself, these facts count: a confirmed email address, a registration the
@@ -166,7 +169,7 @@ func decideExternalUser(f externalUserFacts, now time.Time) externalUserDecision
 	if n := f.Spec.ResendConfirmationRequests; n > d.ConfirmationResendsHandled {
 		d.ConfirmationResendsHandled = n
 		if f.Status.EmailVerified {
-			d.Events = append(d.Events, "The email address is already confirmed; no confirmation mail was sent")
+			d.Events = append(d.Events, externalUserEvent{"ConfirmationNotSent", "The email address is already confirmed; no confirmation mail was sent"})
 		} else if f.Spec.Email != "" {
 			d.Queue = append(d.Queue, queuedMessage{Key: deliveryKey(f.UID, notify.TemplateRegistrationConfirmation, int64(n)), Template: notify.TemplateRegistrationConfirmation})
 		}
@@ -216,7 +219,7 @@ func (d *externalUserDecision) inactivity(f externalUserFacts, now time.Time) {
 		d.ReactivatedAt = stamp(now)
 		if d.DisabledAt != nil {
 			d.DisabledAt = nil
-			d.Events = append(d.Events, "Reactivated by an admin; inactivity counts from now")
+			d.Events = append(d.Events, externalUserEvent{"Reactivated", "Reactivated by an admin; inactivity counts from now"})
 		}
 	}
 	in := inactivityOf(f.App)
@@ -241,8 +244,8 @@ func (d *externalUserDecision) inactivity(f externalUserFacts, now time.Time) {
 			return
 		}
 		d.DisabledAt = stamp(now)
-		d.Events = append(d.Events, fmt.Sprintf("Not signed in since %s: disabled after %s without signing in",
-			last.UTC().Format(time.RFC3339), in.DisableAfter.Duration))
+		d.Events = append(d.Events, externalUserEvent{rosterv1.ReasonDisabledForInactivity, fmt.Sprintf("Not signed in since %s: disabled after %s without signing in",
+			last.UTC().Format(time.RFC3339), in.DisableAfter.Duration)})
 		if f.Spec.Email != "" {
 			d.Queue = append(d.Queue, queuedMessage{Key: deliveryKey(f.UID, notify.TemplateExternalDisabled, d.DisabledAt.Unix()), Template: notify.TemplateExternalDisabled})
 		}
