@@ -55,7 +55,9 @@ func (r *CollaborationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}()
 
 	org, err := organization(ctx, r.Client, c, c.Spec.OrganizationRef.Name)
-	if err != nil {
+	if err != nil || org == nil {
+		// Missing, or being deleted and the collaboration with it: the conditions say so, and
+		// nobody is told anything.
 		return ctrl.Result{}, err
 	}
 	d := decideCollaboration(collaborationFacts{Collaboration: c, Organization: org}, r.Clock.Now())
@@ -69,9 +71,6 @@ func (r *CollaborationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 	r.apply(c, d)
-	if org == nil {
-		return ctrl.Result{}, nil
-	}
 	res, err := r.notify(ctx, c, org)
 	if d.RequeueAfter > 0 && (res.RequeueAfter == 0 || d.RequeueAfter < res.RequeueAfter) {
 		// Look again when the next module expires.

@@ -92,7 +92,7 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			if client.IgnoreNotFound(err) != nil {
 				return stop(ctrl.Result{}, fmt.Errorf("get organization %s: %w", inv.Spec.OrganizationRef.Name, err))
 			}
-			f.Org = &invitationOrg{Found: err == nil, TTL: org.Spec.InvitationTTL.Duration}
+			f.Org = &invitationOrg{Found: err == nil, Deleting: err == nil && !org.DeletionTimestamp.IsZero(), TTL: org.Spec.InvitationTTL.Duration}
 		case needMember:
 			mf, err := r.lookupMember(ctx, inv)
 			if err != nil {

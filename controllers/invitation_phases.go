@@ -85,7 +85,9 @@ type invitationFacts struct {
 // invitationOrg is what the decision needs of the Organization.
 type invitationOrg struct {
 	Found bool
-	TTL   time.Duration
+	// Deleting: the Organization is being deleted, and the invitation with it.
+	Deleting bool
+	TTL      time.Duration
 }
 
 // invitationMember is what a pass learned about the Member named after the invitation.
@@ -228,6 +230,12 @@ func decideInvitation(f invitationFacts, now time.Time) invitationDecision {
 	if !f.Org.Found {
 		d.conclude(stalled, false, rosterv1.ReasonOrganizationNotFound, fmt.Sprintf("Organization %q does not exist in namespace %s; create it or fix spec.organizationRef",
 			f.Spec.OrganizationRef.Name, f.Namespace))
+		return d
+	}
+	if f.Org.Deleting {
+		// Nothing more goes out for an organization that is going away.
+		d.conclude(working, false, rosterv1.ReasonOrganizationDeleting, fmt.Sprintf("Organization %q is being deleted; this invitation is deleted with it",
+			f.Spec.OrganizationRef.Name))
 		return d
 	}
 

@@ -66,6 +66,8 @@ func TestDecideInvitation(t *testing.T) {
 			need: needOrganization, phase: rosterv1.InvitationPending},
 		{name: "no Organization: stalled", facts: invitationFacts{Spec: email, Org: &invitationOrg{}},
 			phase: rosterv1.InvitationPending, reason: rosterv1.ReasonOrganizationNotFound, progress: stalled},
+		{name: "the Organization being deleted: nothing more is done or sent", facts: invitationFacts{Spec: email, Org: &invitationOrg{Found: true, Deleting: true, TTL: time.Hour}},
+			phase: rosterv1.InvitationPending, reason: rosterv1.ReasonOrganizationDeleting, progress: working},
 		{name: "then the Member", facts: invitationFacts{Spec: email, Org: org},
 			need: needMember, phase: rosterv1.InvitationPending},
 		{name: "no Member yet: a fresh read before making one", facts: invitationFacts{Spec: email, Org: org, Member: &invitationMember{}},

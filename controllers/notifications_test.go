@@ -28,7 +28,7 @@ import (
 
 // withSMTP starts a mail sink and an Organization whose email goes there over STARTTLS
 // with authentication.
-func withSMTP(ctx context.Context, ns string, opts mailsink.Options) *mailsink.Server {
+func withSMTP(ctx context.Context, ns string, opts mailsink.Options, mutate ...func(*rosterv1.Organization)) *mailsink.Server {
 	opts.TLS, opts.Username, opts.Password = mailsink.TLSStartTLS, "roster", "s3cret-pass"
 	sink, err := mailsink.Start(opts)
 	Expect(err).NotTo(HaveOccurred())
@@ -40,9 +40,9 @@ func withSMTP(ctx context.Context, ns string, opts mailsink.Options) *mailsink.S
 			"username": "roster", "password": "s3cret-pass", "caBundle": string(sink.CertificatePEM()),
 		},
 	})).To(Succeed())
-	newOrganization(ctx, ns, func(o *rosterv1.Organization) {
+	newOrganization(ctx, ns, append(mutate, func(o *rosterv1.Organization) {
 		o.Spec.Notifications.Email = &rosterv1.EmailNotifications{SMTPSecretRef: rosterv1.LocalObjectReference{Name: "smtp"}, From: "Acme <people@acme.example>"}
-	})
+	})...)
 	return sink
 }
 

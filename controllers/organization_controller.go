@@ -8,16 +8,22 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
@@ -44,19 +50,33 @@ type OrganizationReconciler struct {
 }
 
 // Reconcile brings an organization's door number, public link and counts up to date.
-func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
+func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, reterr error) {
 	org := &rosterv1.Organization{}
 	if err := r.Get(ctx, req.NamespacedName, org); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !org.DeletionTimestamp.IsZero() {
+	if !org.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(org, rosterv1.Finalizer) {
 		return ctrl.Result{}, nil
+	}
+	if !controllerutil.ContainsFinalizer(org, rosterv1.Finalizer) {
+		orig := org.DeepCopy()
+		controllerutil.AddFinalizer(org, rosterv1.Finalizer)
+		return ctrl.Result{}, r.Patch(ctx, org, client.MergeFrom(orig))
 	}
 	helper, err := patch.NewHelper(org, r.Client)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	defer func() { reterr = finish(ctx, helper, org, reterr) }()
+	gone := false
+	defer func() {
+		if !gone {
+			reterr = finish(ctx, helper, org, reterr)
+		}
+	}()
+	if !org.DeletionTimestamp.IsZero() {
+		res, gone, reterr = r.deleteChildren(ctx, org)
+		return res, reterr
+	}
 
 	if org.Spec.DoorNumber == "" && org.Status.DoorNumber == "" {
 		if ok, err := current(ctx, r.APIReader, org); err != nil || !ok {
@@ -86,6 +106,76 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	// A license that expires later takes its seats back then.
 	return ctrl.Result{RequeueAfter: seatsChange}, nil
+}
+
+// childKinds are an Organization's children in the order its deletion removes them:
+// invitations first, so none makes a Member while members go; then collaborations and
+// external users, whose teams name members; members last.
+var childKinds = []struct {
+	// plural names the kind in messages.
+	plural string
+	list   func() client.ObjectList
+}{
+	{"invitations", func() client.ObjectList { return &rosterv1.InvitationList{} }},
+	{"collaborations", func() client.ObjectList { return &rosterv1.CollaborationList{} }},
+	{"external users", func() client.ObjectList { return &rosterv1.ExternalUserList{} }},
+	{"members", func() client.ObjectList { return &rosterv1.MemberList{} }},
+}
+
+// deletesPerPass bounds the deletes of one pass, so a large organization's deletion does
+// not hold a worker; the next pass goes on.
+const deletesPerPass = 200
+
+// deleteChildren removes a deleted organization's children, kind by kind in childKinds'
+// order, a kind only once the one before it is gone, then its door number, and then lets
+// the Organization go; gone reports that it went. The children's controllers see the Organization going and send
+// nothing more, so nobody is told anything twice, or at all, about objects that go with it.
+func (r *OrganizationReconciler) deleteChildren(ctx context.Context, org *rosterv1.Organization) (_ ctrl.Result, gone bool, _ error) {
+	for i, kind := range childKinds {
+		list := kind.list()
+		if err := r.List(ctx, list, client.InNamespace(org.Namespace), client.MatchingFields{IndexOrganization: org.Name}); err != nil {
+			return ctrl.Result{}, false, err
+		}
+		n := meta.LenList(list)
+		if n == 0 {
+			continue
+		}
+		deleted := 0
+		err := forEach(list, func(o client.Object) {
+			if deleted >= deletesPerPass || !o.GetDeletionTimestamp().IsZero() {
+				return
+			}
+			if err := r.Delete(ctx, o, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+				log.FromContext(ctx).Error(err, "delete child of a deleted organization", "object", client.ObjectKeyFromObject(o))
+				return
+			}
+			deleted++
+		})
+		if err != nil {
+			return ctrl.Result{}, false, err
+		}
+		msg := fmt.Sprintf("The organization is being deleted: %d %s left", n, kind.plural)
+		if rest := childKinds[i+1:]; len(rest) > 0 {
+			var names []string
+			for _, k := range rest {
+				names = append(names, k.plural)
+			}
+			msg += ", then " + strings.Join(names, ", ")
+		}
+		conclude(org, working, false, rosterv1.ReasonOrganizationDeleting, msg)
+		// The children's watches bring the organization back sooner.
+		return ctrl.Result{RequeueAfter: 2 * time.Second}, false, nil
+	}
+	if door := org.Status.DoorNumber; door != "" {
+		me := rosterv1.ClaimHolder{Kind: "Organization", Namespace: org.Namespace, Name: org.Name}
+		if err := (membership.Claims{Client: r.Client, Reader: r.APIReader}).Release(ctx, membership.DoorNumberClaimName(door), me); err != nil {
+			return ctrl.Result{}, false, err
+		}
+	}
+	r.Recorder.Eventf(org, nil, corev1.EventTypeNormal, "ChildrenDeleted", "Delete", "Every invitation, collaboration, external user and member of the organization was deleted")
+	orig := org.DeepCopy()
+	controllerutil.RemoveFinalizer(org, rosterv1.Finalizer)
+	return ctrl.Result{}, true, client.IgnoreNotFound(r.Patch(ctx, org, client.MergeFrom(orig)))
 }
 
 // assignDoorNumber puts the door number in force into status: the one asked for in spec,
@@ -275,6 +365,15 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&rosterv1.Collaboration{}, handler.EnqueueRequestsFromMapFunc(organizationOf(func(o client.Object) string {
 			return o.(*rosterv1.Collaboration).Spec.OrganizationRef.Name
 		}))).
+		Watches(&rosterv1.Invitation{}, handler.EnqueueRequestsFromMapFunc(organizationOf(func(o client.Object) string {
+			return o.(*rosterv1.Invitation).Spec.OrganizationRef.Name
+		})), builder.WithPredicates(predicate.Funcs{
+			// Only an invitation going away matters here: a deleted organization waits for its
+			// invitations before it deletes the rest.
+			CreateFunc:  func(event.CreateEvent) bool { return false },
+			UpdateFunc:  func(event.UpdateEvent) bool { return false },
+			GenericFunc: func(event.GenericEvent) bool { return false },
+		})).
 		Named("organization").
 		Complete(r)
 }

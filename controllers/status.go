@@ -93,6 +93,12 @@ func organization(ctx context.Context, c client.Reader, obj object, name string)
 			fmt.Sprintf("Organization %q does not exist in namespace %s; create it or fix spec.organizationRef", name, obj.GetNamespace()))
 		return nil, nil
 	}
+	if !org.DeletionTimestamp.IsZero() {
+		// It goes with its Organization, which deletes it in turn; nothing more is sent.
+		conclude(obj, working, false, rosterv1.ReasonOrganizationDeleting,
+			fmt.Sprintf("Organization %q is being deleted; this object is deleted with it", name))
+		return nil, nil
+	}
 	return org, nil
 }
 

@@ -43,6 +43,9 @@ func (v *externalUserValidator) ValidateCreate(ctx context.Context, x *rosterv1.
 	if err != nil {
 		return nil, err
 	}
+	if err := goingAway(a, externalUserGR, x.Name); err != nil {
+		return nil, err
+	}
 	app := findApplication(a.Organization, x.Spec.Application)
 	if app == nil {
 		return nil, apierrors.NewForbidden(externalUserGR, x.Name, fmt.Errorf(

@@ -73,6 +73,9 @@ func (v *invitationValidator) ValidateCreate(ctx context.Context, inv *rosterv1.
 			field.NewPath("spec", "organizationRef", "name"),
 			fmt.Sprintf("%s: create Organization %s in namespace %s first (GitOps tools retry until it exists)", org, org, inv.Namespace))})
 	}
+	if err := goingAway(a, invitationGR, inv.Name); err != nil {
+		return nil, err
+	}
 	if a.Role == "" {
 		return nil, apierrors.NewForbidden(invitationGR, inv.Name, fmt.Errorf(
 			"%s is not an active member of Organization %s; only its members invite. Ask an admin of %s to invite the person", r.User, org, org))

@@ -10,6 +10,7 @@ package v1alpha1
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -129,6 +130,15 @@ func (g *gate) authority(ctx context.Context, r request, namespace, org string) 
 		return a, apierrors.NewInternalError(err)
 	}
 	return a, nil
+}
+
+// goingAway refuses a new object for an organization that is being deleted: its deletion
+// removes what it has, and what is added meanwhile would be left behind or deleted unseen.
+func goingAway(a membership.Authority, gr schema.GroupResource, name string) error {
+	if a.Organization == nil || a.Organization.DeletionTimestamp.IsZero() {
+		return nil
+	}
+	return apierrors.NewForbidden(gr, name, fmt.Errorf("Organization %s is being deleted; nothing can be added to it", a.Organization.Name))
 }
 
 // orNone names a role for a message.
