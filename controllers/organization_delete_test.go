@@ -103,7 +103,7 @@ var _ = Describe("Deleting an Organization", func() {
 				Expect(l.invitations).To(BeZero(), "collaborations went before invitations: %+v", seen)
 			}
 			if l.externalUsers < 1 {
-				Expect(l.invitations + l.collaborations).To(BeZero(), "external users went before invitations and collaborations: %+v", seen)
+				Expect(l.invitations+l.collaborations).To(BeZero(), "external users went before invitations and collaborations: %+v", seen)
 			}
 			if l.members < 1 {
 				Expect(l.invitations+l.collaborations+l.externalUsers).To(BeZero(), "members went before the rest: %+v", seen)
