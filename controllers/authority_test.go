@@ -351,6 +351,26 @@ var _ = Describe("Authority that cannot be forged", func() {
 		Consistently(func() error { return k8sClient.Get(ctx, key(ns, "quick"), &rosterv1.Member{}) }, "1s", interval).Should(Succeed())
 	})
 
+	It("collaborations: only admins bring outside people into modules, change or remove them; status is Roster's", func(ctx context.Context) {
+		c := collaboration(ns, "carl", "carl@attack.example", inModules(rosterv1.Module{Kind: "Project", Name: "apollo"}))
+		refused(mallory.Create(ctx, c.DeepCopy()), "only admins of Organization acme bring collaborators into modules")
+		refused(eve.Create(ctx, c.DeepCopy()), "only admins")
+		other := c.DeepCopy()
+		other.Spec.OrganizationRef.Name = "nosuch"
+		refused(adam.Create(ctx, other), "Organization nosuch does not exist")
+		Expect(adam.Create(ctx, c)).To(Succeed(), "an Admin may")
+		c = waitCollaboration(ctx, c, rosterv1.CollaborationActive)
+
+		refused(setSpec(ctx, mallory, c, `{"modules":[{"kind":"Project","name":"apollo"},{"kind":"File","name":"secrets.xlsx"}]}`),
+			"only admins of Organization acme change collaborations")
+		refused(mallory.Status().Patch(ctx, c, client.RawPatch("application/merge-patch+json", []byte(`{"status":{"phase":"Removed"}}`))),
+			"only Roster writes a collaboration's status")
+		refused(adam.Status().Patch(ctx, c, client.RawPatch("application/merge-patch+json", []byte(`{"status":{"activeModules":0}}`))),
+			"only Roster writes a collaboration's status")
+		refused(mallory.Delete(ctx, c), "only admins of Organization acme remove collaborators")
+		Expect(adminClient.Delete(ctx, c)).To(Succeed(), "a Super Admin may")
+	})
+
 	It("uniqueness: of 20 parallel sign-ups with one username, one wins", func(ctx context.Context) {
 		tokens := make([]string, 20)
 		for i := range 20 {

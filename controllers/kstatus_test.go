@@ -127,7 +127,7 @@ var _ = Describe("kstatus", func() {
 		Expect(adminClient.Create(ctx, kept)).To(Succeed())
 		expectStatus(ctx, waitCollaboration(ctx, active, rosterv1.CollaborationActive), status.CurrentStatus, "")
 		waitCollaboration(ctx, kept, rosterv1.CollaborationActive)
-		Expect(k8sClient.Patch(ctx, kept, client.RawPatch("application/json-patch+json", []byte(`[{"op":"remove","path":"/spec/modules"}]`)))).To(Succeed())
+		Expect(adminClient.Patch(ctx, kept, client.RawPatch("application/json-patch+json", []byte(`[{"op":"remove","path":"/spec/modules"}]`)))).To(Succeed())
 		expectStatus(ctx, waitCollaboration(ctx, kept, rosterv1.CollaborationRemoved), status.CurrentStatus, "")
 	})
 

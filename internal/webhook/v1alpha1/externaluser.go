@@ -81,40 +81,12 @@ func (v *externalUserValidator) ValidateUpdate(ctx context.Context, old, x *rost
 // ValidateDelete lets admins delete external users, and the cluster's own controllers clean
 // up.
 func (v *externalUserValidator) ValidateDelete(ctx context.Context, x *rosterv1.ExternalUser) (admission.Warnings, error) {
-	r, err := v.request(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if r.Trusted || r.System {
-		return nil, nil
-	}
-	a, err := v.authority(ctx, r, x.Namespace, x.Spec.OrganizationRef.Name)
-	if err != nil {
-		return nil, err
-	}
-	if a.Organization == nil {
-		return nil, nil // with no organization there is no one's authority to protect
-	}
-	_, err = v.admin(ctx, r, x, "delete external users")
-	return nil, err
+	return nil, v.adminDeletes(ctx, externalUserGR, x.Namespace, x.Name, x.Spec.OrganizationRef.Name, "delete external users")
 }
 
 // admin refuses anyone who is not an admin of the external user's organization.
 func (v *externalUserValidator) admin(ctx context.Context, r request, x *rosterv1.ExternalUser, what string) (membership.Authority, error) {
-	org := x.Spec.OrganizationRef.Name
-	a, err := v.authority(ctx, r, x.Namespace, org)
-	if err != nil {
-		return a, err
-	}
-	if a.Organization == nil {
-		return a, apierrors.NewForbidden(externalUserGR, x.Name, fmt.Errorf(
-			"Organization %s does not exist in namespace %s; create it first, or fix spec.organizationRef", org, x.Namespace))
-	}
-	if !membership.IsAdmin(a.Role) {
-		return a, apierrors.NewForbidden(externalUserGR, x.Name, fmt.Errorf(
-			"only admins of Organization %s %s; %s has %s there. Ask one of its admins", org, what, r.User, orNone(a.Role)))
-	}
-	return a, nil
+	return v.gate.admin(ctx, r, externalUserGR, x.Namespace, x.Name, x.Spec.OrganizationRef.Name, what)
 }
 
 func (v *externalUserValidator) seatLabelRefused(x *rosterv1.ExternalUser) error {

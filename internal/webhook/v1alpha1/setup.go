@@ -65,6 +65,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Complete(); err != nil {
 		return err
 	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &rosterv1.Collaboration{}).
+		WithValidator(&collaborationValidator{g}).
+		Complete(); err != nil {
+		return err
+	}
 	return ctrl.NewWebhookManagedBy(mgr, &rosterv1.Organization{}).
 		WithValidator(&organizationValidator{g}).
 		Complete()
@@ -130,6 +135,44 @@ func (g *gate) authority(ctx context.Context, r request, namespace, org string) 
 		return a, apierrors.NewInternalError(err)
 	}
 	return a, nil
+}
+
+// admin refuses anyone who is not an admin of the organization org, for what they want to do
+// to the object name of resource gr.
+func (g *gate) admin(ctx context.Context, r request, gr schema.GroupResource, namespace, name, org, what string) (membership.Authority, error) {
+	a, err := g.authority(ctx, r, namespace, org)
+	if err != nil {
+		return a, err
+	}
+	if a.Organization == nil {
+		return a, apierrors.NewForbidden(gr, name, fmt.Errorf(
+			"Organization %s does not exist in namespace %s; create it first, or fix spec.organizationRef", org, namespace))
+	}
+	return a, notAdmin(a, r, gr, name, what)
+}
+
+// notAdmin refuses a requester whose standing a is below Admin.
+func notAdmin(a membership.Authority, r request, gr schema.GroupResource, name, what string) error {
+	if membership.IsAdmin(a.Role) {
+		return nil
+	}
+	return apierrors.NewForbidden(gr, name, fmt.Errorf(
+		"only admins of Organization %s %s; %s has %s there. Ask one of its admins", a.Organization.Name, what, r.User, orNone(a.Role)))
+}
+
+// adminDeletes lets the organization's admins delete an object, and Roster and the
+// cluster's own controllers clean up; with no organization there is no one's authority to
+// protect.
+func (g *gate) adminDeletes(ctx context.Context, gr schema.GroupResource, namespace, name, org, what string) error {
+	r, err := g.request(ctx)
+	if err != nil || r.Trusted || r.System {
+		return err
+	}
+	a, err := g.authority(ctx, r, namespace, org)
+	if err != nil || a.Organization == nil {
+		return err
+	}
+	return notAdmin(a, r, gr, name, what)
 }
 
 // goingAway refuses a new object for an organization that is being deleted: its deletion

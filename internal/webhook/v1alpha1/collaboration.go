@@ -1,0 +1,52 @@
+package v1alpha1
+
+import (
+	"context"
+	"reflect"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+)
+
+var collaborationGR = schema.GroupResource{Group: rosterv1.GroupVersion.Group, Resource: "collaborations"}
+
+// +kubebuilder:webhook:path=/validate-org-roster-dev-v1alpha1-collaboration,mutating=false,failurePolicy=fail,sideEffects=None,groups=org.roster.dev,resources=collaborations;collaborations/status,verbs=create;update;delete,versions=v1alpha1,name=vcollaboration.roster.dev,admissionReviewVersions=v1
+
+// collaborationValidator lets only the organization's admins bring outside people into its
+// modules, change which modules they are in, and remove them, since a collaboration gives a
+// stranger access and sends them mail in the organization's name; status is Roster's.
+type collaborationValidator struct{ *gate }
+
+// ValidateCreate admits an admin's collaboration in an organization that exists and is not
+// being deleted.
+func (v *collaborationValidator) ValidateCreate(ctx context.Context, c *rosterv1.Collaboration) (admission.Warnings, error) {
+	r, err := v.request(ctx)
+	if err != nil || r.Trusted {
+		return nil, err
+	}
+	a, err := v.admin(ctx, r, collaborationGR, c.Namespace, c.Name, c.Spec.OrganizationRef.Name, "bring collaborators into modules")
+	if err != nil {
+		return nil, err
+	}
+	return nil, goingAway(a, collaborationGR, c.Name)
+}
+
+// ValidateUpdate lets admins change a collaboration's modules and person; status follows
+// from the spec and only Roster writes it.
+func (v *collaborationValidator) ValidateUpdate(ctx context.Context, old, c *rosterv1.Collaboration) (admission.Warnings, error) {
+	r, decided, err := v.update(ctx, collaborationGR, c.Name,
+		"only Roster writes a collaboration's status: it follows from spec.modules, which admins set")
+	if decided || reflect.DeepEqual(old.Spec, c.Spec) {
+		return nil, err
+	}
+	_, err = v.admin(ctx, r, collaborationGR, c.Namespace, c.Name, c.Spec.OrganizationRef.Name, "change collaborations")
+	return nil, err
+}
+
+// ValidateDelete lets admins remove a collaborator, and Roster and the cluster's own
+// controllers clean up.
+func (v *collaborationValidator) ValidateDelete(ctx context.Context, c *rosterv1.Collaboration) (admission.Warnings, error) {
+	return nil, v.adminDeletes(ctx, collaborationGR, c.Namespace, c.Name, c.Spec.OrganizationRef.Name, "remove collaborators")
+}
