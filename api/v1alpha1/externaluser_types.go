@@ -44,7 +44,7 @@ type TeamMember struct {
 }
 
 // ExternalUserSpec is one outside person's access to one application's portal.
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.team) || !oldSelf.team.exists(t, has(t.lead) && t.lead) || (has(self.team) && self.team.exists(t, has(t.lead) && t.lead))",message="the team lead cannot be removed until another member is made lead"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.team) || !oldSelf.team.exists(t, has(t.lead) && t.lead) || (has(self.team) && self.team.exists(t, has(t.lead) && t.lead))",message="the team lead cannot be removed until another member is made lead: in the same change, set lead: true on the team member who takes over (kubectl edit xu NAME)"
 type ExternalUserSpec struct {
 	// OrganizationRef names the Organization whose application this is.
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="organizationRef cannot change"

@@ -270,7 +270,7 @@ var _ = Describe("transition rules", func() {
 			err := update(ctx, team, func(u *unstructured.Unstructured) {
 				Expect(unstructured.SetNestedSlice(u.Object, []any{map[string]any{"member": "b"}}, "spec", "team")).To(Succeed())
 			})
-			Expect(err).To(MatchError(ContainSubstring(`the team lead cannot be removed until another member is made lead`)))
+			Expect(err).To(MatchError(ContainSubstring(`the team lead cannot be removed until another member is made lead: in the same change, set lead: true on the team member who takes over`)))
 		})
 
 		It("refuses to drop the whole team", func(ctx context.Context) {
