@@ -214,10 +214,19 @@ type ExternalUserStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
 }
 
-// ExternalUser is one outside person using one application's external portal.
+// ExternalUser is one outside person using one application's external portal. Admins find
+// them server side with field selectors on application, name, email, phone, company and
+// phase (kubectl get xu --field-selector spec.company=Partner), and with the labels Roster
+// keeps for application, company and phase.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=xu,categories=roster
+// +kubebuilder:selectablefield:JSONPath=`.spec.application`
+// +kubebuilder:selectablefield:JSONPath=`.spec.displayName`
+// +kubebuilder:selectablefield:JSONPath=`.spec.email`
+// +kubebuilder:selectablefield:JSONPath=`.spec.phone`
+// +kubebuilder:selectablefield:JSONPath=`.spec.company`
+// +kubebuilder:selectablefield:JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Display Name",type=string,JSONPath=`.spec.displayName`
 // +kubebuilder:printcolumn:name="Application",type=string,JSONPath=`.spec.application`
 // +kubebuilder:printcolumn:name="Company",type=string,JSONPath=`.spec.company`
