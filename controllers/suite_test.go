@@ -48,7 +48,7 @@ var (
 	managerCfg  *rest.Config
 	k8sClient   client.Client // a cluster admin who is nobody in any organization
 	adminClient client.Client // alice, a Super Admin of every organization the tests make
-	notifier    = &recordingNotifier{real: notify.NewDispatcher(notify.DispatcherOptions{})}
+	notifier    = &recordingNotifier{real: notify.NewDispatcher(notify.DispatcherOptions{Allow: notify.LoopbackOnly})}
 	fakeClock   = clocktesting.NewFakeClock(time.Now())
 	mgrClient   client.Client // the manager's cached client, as the sign-up pages use it
 	stopManager context.CancelFunc

@@ -3,7 +3,9 @@ package main
 
 import (
 	"flag"
+	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -26,6 +28,7 @@ func main() {
 		trustedUser    string
 		workers        int
 		passTimeout    time.Duration
+		allow          []netip.Prefix
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
@@ -36,6 +39,18 @@ func main() {
 		"The manager's own identity; the sign-up pages change a person's details as it.")
 	flag.IntVar(&workers, "workers", operator.DefaultWorkers, "How many objects of each kind are reconciled at once.")
 	flag.DurationVar(&passTimeout, "reconcile-timeout", operator.DefaultPassTimeout, "The longest one reconcile pass may take, sends included.")
+	flag.Func("notify-allow-cidr", "An address range notification channels may reach although it is internal "+
+		"(loopback, link-local, private), such as a mail relay on the office network; repeat or separate with commas. None by default.",
+		func(v string) error {
+			for _, part := range strings.Split(v, ",") {
+				p, err := netip.ParsePrefix(strings.TrimSpace(part))
+				if err != nil {
+					return err
+				}
+				allow = append(allow, p)
+			}
+			return nil
+		})
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -55,7 +70,7 @@ func main() {
 	}
 	ctx := ctrl.SetupSignalHandler()
 	if err := operator.Setup(ctx, mgr, operator.Options{
-		Notifier:     notify.NewDispatcher(notify.DispatcherOptions{Logger: ctrl.Log.WithName("notify")}),
+		Notifier:     notify.NewDispatcher(notify.DispatcherOptions{Logger: ctrl.Log.WithName("notify"), Allow: allow}),
 		PortalURL:    portalURL,
 		TrustedUsers: []string{trustedUser},
 		Webhooks:     webhooks,

@@ -7,6 +7,7 @@ Licensed under the Apache License, Version 2.0.
 package notify
 
 import (
+	"net/netip"
 	"context"
 	"errors"
 	"fmt"
@@ -56,8 +57,14 @@ type DispatcherOptions struct {
 	// sends forever.
 	Limits map[Channel]Limit
 	// HTTPClient sends SMS and webhook requests. The default has a
-	// DefaultHTTPTimeout timeout and does not follow redirects.
+	// DefaultHTTPTimeout timeout, does not follow redirects, and connects only
+	// to addresses the guard allows; a client given here is used as it is.
 	HTTPClient *http.Client
+	// Allow are address ranges channels may connect to although they are
+	// internal (loopback, link-local, private). By default none: a tenant's
+	// settings cannot make Roster reach into the cluster or the cloud's
+	// metadata service.
+	Allow []netip.Prefix
 	// SMTPTimeout bounds connecting and each SMTP command; default
 	// DefaultSMTPTimeout.
 	SMTPTimeout time.Duration
@@ -140,7 +147,7 @@ func NewDispatcher(opts DispatcherOptions) *Dispatcher {
 		opts.SMTPTimeout = DefaultSMTPTimeout
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = defaultHTTPClient(DefaultHTTPTimeout)
+		opts.HTTPClient = defaultHTTPClient(DefaultHTTPTimeout, addressGuard{allow: opts.Allow})
 	}
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = logr.Discard()

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"net/mail"
 	"net/textproto"
+	"regexp"
 	"strings"
 
 	"github.com/emersion/go-msgauth/dkim"
@@ -216,6 +217,13 @@ func (d *Dispatcher) smtpOptions(s *EmailSettings) []gomail.Option {
 		gomail.WithTimeout(d.opts.SMTPTimeout),
 		gomail.WithTLSConfig(tlsConfig),
 	}
+	dial := addressGuard{allow: d.opts.Allow}.dialer(d.opts.SMTPTimeout)
+	if s.TLS == TLSModeImplicit {
+		// go-mail wraps its own dialer in TLS, but not one given to it.
+		opts = append(opts, gomail.WithDialContextFunc((&tls.Dialer{NetDialer: dial, Config: tlsConfig}).DialContext))
+	} else {
+		opts = append(opts, gomail.WithDialContextFunc(dial.DialContext))
+	}
 	switch s.TLS {
 	case TLSModeImplicit:
 		opts = append(opts, gomail.WithSSL())
@@ -244,16 +252,33 @@ func smtpError(ctx context.Context, stage string, err error) error {
 	}
 	var reply *textproto.Error
 	if errors.As(err, &reply) {
-		e := transientf(ch, err, "%s: server replied %d %s", stage, reply.Code, shorten(reply.Msg))
+		// The server's own words stay out: they end up in status, and a tenant's server
+		// chooses them. The code, and the enhanced status code (RFC 3463) when there is one,
+		// say what happened.
+		e := transientf(ch, err, "%s: server replied %d%s", stage, reply.Code, enhancedCode(reply.Msg))
 		e.Code = reply.Code
 		e.Permanent = reply.Code >= 500
 		return e
+	}
+	var denied *DeniedAddressError
+	if errors.As(err, &denied) {
+		return permanentf(ch, err, "%s: %v", stage, denied)
 	}
 	if errors.Is(err, smtp.ErrUnencrypted) {
 		return permanentf(ch, err, "%s: refusing to send credentials over an unencrypted connection", stage)
 	}
 	return transientf(ch, err, "%s: %s", stage, shorten(err.Error()))
 }
+
+// enhancedCode is the RFC 3463 status code a reply starts with (" 5.1.1"), or "".
+func enhancedCode(msg string) string {
+	if m := enhancedCodeRE.FindString(msg); m != "" {
+		return " " + m
+	}
+	return ""
+}
+
+var enhancedCodeRE = regexp.MustCompile(`^[245]\.[0-9]{1,3}\.[0-9]{1,3}\b`)
 
 // shorten keeps server-provided text to one reasonably short line.
 func shorten(s string) string {

@@ -220,6 +220,12 @@ func TestEmailFailures(t *testing.T) {
 				t.Errorf("error %#v: want *notify.Error for email with code %d", err, tc.code)
 			}
 			assertNoSecrets(t, err, testPassword, testLink, "s3cr3t-t0ken")
+			if strings.Contains(err.Error(), "Mailbox unavailable") {
+				t.Errorf("the server's own words %q reach the error, and so status", err)
+			}
+			if tc.code == 550 && !strings.Contains(err.Error(), "550 5.1.1") {
+				t.Errorf("error %q lacks the reply code and enhanced code", err)
+			}
 			if n := len(sink.Messages()); n != 0 {
 				t.Errorf("sink received %d messages", n)
 			}

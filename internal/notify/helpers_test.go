@@ -78,6 +78,9 @@ func newDispatcher(opts notify.DispatcherOptions) *notify.Dispatcher {
 	if opts.SMTPTimeout == 0 {
 		opts.SMTPTimeout = 10 * time.Second
 	}
+	if opts.Allow == nil {
+		opts.Allow = notify.LoopbackOnly // the test servers listen there
+	}
 	return notify.NewDispatcher(opts)
 }
 

@@ -162,6 +162,10 @@ func (d *Dispatcher) post(ctx context.Context, ch Channel, target string, body [
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
+		var denied *DeniedAddressError
+		if errors.As(err, &denied) {
+			return permanentf(ch, err, "request failed: %v", denied)
+		}
 		return transientf(ch, err, "request failed: %s", shorten(err.Error()))
 	}
 	defer func() { _ = resp.Body.Close() }()
@@ -205,8 +209,10 @@ func retryAfter(v string, now time.Time) time.Duration {
 // defaultHTTPClient does not follow redirects: a redirect would replay the
 // signed body and credentials to another URL, and a provider that moved
 // should be reconfigured, not silently followed.
-func defaultHTTPClient(timeout time.Duration) *http.Client {
+func defaultHTTPClient(timeout time.Duration, guard addressGuard) *http.Client {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.Proxy = nil // a proxy would dial for us, past the guard
+	transport.DialContext = guard.dialer(timeout).DialContext
 	return &http.Client{
 		Timeout:   timeout,
 		Transport: transport,

@@ -331,6 +331,10 @@ func validateURL(raw string) error {
 	if u.Host == "" {
 		return errors.New("has no host")
 	}
+	if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+		// The request carries the provider's credentials, and an SMS the person's link.
+		return errors.New("must be an https URL: http sends credentials and links in the clear")
+	}
 	return nil
 }
 
