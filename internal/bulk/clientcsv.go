@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -442,11 +443,7 @@ func containsFold(list []string, s string) bool {
 var columnOrder = map[string]int{"": 0, "name": 1, "email": 2, "phone": 3, "role": 4, "company": 5, "team": 6}
 
 func sortProblems(p []RowError) {
-	for a := 1; a < len(p); a++ {
-		for b := a; b > 0 && columnOrder[p[b].Column] < columnOrder[p[b-1].Column]; b-- {
-			p[b], p[b-1] = p[b-1], p[b]
-		}
-	}
+	slices.SortStableFunc(p, func(a, b RowError) int { return columnOrder[a.Column] - columnOrder[b.Column] })
 }
 
 // normalizePhone turns the ways people write an international number into E.164: spaces,

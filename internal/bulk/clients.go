@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -418,11 +419,7 @@ func orUnknown(s string) string {
 }
 
 func sortLines(p []RowError) {
-	for a := 1; a < len(p); a++ {
-		for b := a; b > 0 && p[b].Line < p[b-1].Line; b-- {
-			p[b], p[b-1] = p[b-1], p[b]
-		}
-	}
+	slices.SortStableFunc(p, func(a, b RowError) int { return a.Line - b.Line })
 }
 
 // findApplication returns the Organization in ns that has application app: org, or when
