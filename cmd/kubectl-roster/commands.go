@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -105,6 +106,10 @@ func kubeClient(flags *genericclioptions.ConfigFlags, warnings io.Writer) (clien
 	// Server warnings (deprecations, admission warnings) are for the user, as in kubectl.
 	cfg.WarningHandler = rest.NewWarningWriter(warnings, rest.WarningWriterOptions{Deduplicate: true})
 	scheme := runtime.NewScheme()
+	// Secrets, for the invitation links.
+	if err := corev1.AddToScheme(scheme); err != nil {
+		return nil, "", err
+	}
 	if err := rosterv1.AddToScheme(scheme); err != nil {
 		return nil, "", err
 	}

@@ -103,21 +103,23 @@ func lineRanges(lines []int) string {
 
 // commandLine is the command as the user gave it, for "run the same command again".
 func commandLine(cmd *cobra.Command, args []string) string {
-	parts := []string{"kubectl", "roster"}
-	parts = append(parts, strings.Fields(strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()))...)
+	parts := strings.Fields(cmd.CommandPath())
 	parts = append(parts, args...)
 	cmd.Flags().Visit(func(f *pflag.Flag) {
-		if f.Value.Type() == "bool" {
-			parts = append(parts, "--"+f.Name)
-			return
+		switch v := f.Value.(type) {
+		case pflag.SliceValue:
+			for _, e := range v.GetSlice() {
+				parts = append(parts, "--"+f.Name+"="+shellQuote(e))
+			}
+		default:
+			parts = append(parts, "--"+f.Name+"="+shellQuote(f.Value.String()))
 		}
-		parts = append(parts, "--"+f.Name+"="+shellQuote(f.Value.String()))
 	})
 	return strings.Join(parts, " ")
 }
 
 func shellQuote(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t'\"$\\;&|<>*?()`#~") {
+	if s != "" && !strings.ContainsAny(s, " \t'\"$\\;&|<>*?()[]{}`#~!") {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"

@@ -17,9 +17,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/membership"
 )
 
 // ClientImportOptions change how ImportClients treats the file.
@@ -217,7 +219,9 @@ func (in clientImport) one(ctx context.Context, row clientRow) (RowResult, *Quot
 	if in.opts.DryRun {
 		opts = append(opts, client.DryRunAll)
 	}
-	err := in.c.Create(ctx, x, opts...)
+	// The quota's ledger is written with optimistic concurrency, and parallel creates can
+	// make the webhook give up with "try again"; so can a busy API server. Those are retried.
+	err := retry.OnError(retry.DefaultBackoff, transient, func() error { return in.c.Create(ctx, x.DeepCopy(), opts...) })
 	switch {
 	case err == nil:
 		res.Outcome = Created
@@ -240,6 +244,12 @@ func (in clientImport) one(ctx context.Context, row clientRow) (RowResult, *Quot
 		}
 	}
 	return res, nil
+}
+
+// transient is an API server answer that the same request may not get a moment later.
+func transient(err error) bool {
+	return apierrors.IsInternalError(err) || apierrors.IsConflict(err) || apierrors.IsServerTimeout(err) ||
+		apierrors.IsTooManyRequests(err) || apierrors.IsTimeout(err)
 }
 
 // skipIfDone is a row after the quota stopped the import: people already in are judged as
@@ -403,19 +413,27 @@ func checkTeam(row clientRow, members map[string]*rosterv1.Member, app *rosterv1
 		case m == nil:
 			problems = append(problems, RowError{Line: row.line, Column: "team",
 				Message: fmt.Sprintf("%s is not the email of a member of the organization", email)})
-		case m.Status.Phase != rosterv1.MemberActive:
+		case !membership.Active(m):
 			problems = append(problems, RowError{Line: row.line, Column: "team",
-				Message: fmt.Sprintf("%s (Member %s) is %s, not an active member", email, m.Name, orUnknown(string(m.Status.Phase)))})
+				Message: fmt.Sprintf("%s (Member %s) is not an active member: %s", email, m.Name, whyInactive(m))})
 		}
 	}
 	return problems
 }
 
-func orUnknown(s string) string {
-	if s == "" {
-		return "not yet signed up"
+// whyInactive says which part of membership.Active a member lacks.
+func whyInactive(m *rosterv1.Member) string {
+	switch {
+	case m.Spec.Access == rosterv1.AccessTerminated:
+		return "terminated"
+	case m.Spec.Approval == rosterv1.ApprovalRejected:
+		return "rejected"
+	case m.Status.Phase == "":
+		return "not signed up yet"
+	case m.Status.Phase != rosterv1.MemberActive:
+		return "phase " + string(m.Status.Phase)
 	}
-	return s
+	return "their username is not confirmed yet"
 }
 
 func sortLines(p []RowError) {

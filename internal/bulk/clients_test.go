@@ -33,8 +33,10 @@ func newPortalOrganization(ctx context.Context, ns string, requireTeam bool) {
 		}}},
 	}
 	Expect(k8sClient.Create(ctx, org)).To(Succeed())
-	newMember(ctx, ns, "dana", rosterv1.MemberSpec{OrganizationRef: rosterv1.OrganizationReference{Name: "acme"},
-		DisplayName: "Dana Scully", Email: "dana@acme.example"}, rosterv1.MemberActive, nil)
+	dana := newMember(ctx, ns, "dana", rosterv1.MemberSpec{OrganizationRef: rosterv1.OrganizationReference{Name: "acme"},
+		Username: "dana", DisplayName: "Dana Scully", Email: "dana@acme.example"}, rosterv1.MemberActive, nil)
+	dana.Status.UsernameClaimed = true
+	Expect(k8sClient.Status().Update(ctx, dana)).To(Succeed())
 	newMember(ctx, ns, "fox", rosterv1.MemberSpec{OrganizationRef: rosterv1.OrganizationReference{Name: "acme"},
 		DisplayName: "Fox Mulder", Email: "fox@acme.example"}, rosterv1.MemberPending, nil)
 }
@@ -109,7 +111,7 @@ var _ = Describe("F37 client import", func() {
 			`line 202: phone: "0151" is not a phone number in international form like +4915112345678`,
 			"line 302: name: needs a name: fill in firstName or lastName",
 			"line 402: team: nobody@acme.example is not the email of a member of the organization",
-			"line 502: team: fox@acme.example (Member fox) is Pending, not an active member",
+			"line 502: team: fox@acme.example (Member fox) is not an active member: phase Pending",
 		}))
 		Expect(externalUsers(ctx, ns)).To(BeEmpty(), "a file with bad rows creates nothing")
 
