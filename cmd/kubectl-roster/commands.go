@@ -47,9 +47,12 @@ func (a *app) client(dryRun bool) (client.Client, string, error) {
 func newRootCommand(streams genericiooptions.IOStreams, connect connectFunc) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kubectl-roster",
-		Short: "Import, export and change Roster members in bulk",
+		Short: "Import, export, find and change Roster members and external users in bulk",
 		Long: `Import invitations from a CSV file, export members to one, and edit, approve, reject,
-restore, terminate or re-invite many members at once.
+restore, terminate or re-invite many members at once. For an application's external users
+and clients: import clients from the template or from Microsoft Entra, Okta or Google
+Workspace files, export them, find them, and lock, unlock, unlink, delete, resend or relink
+many at once.
 
 Every command works in the namespace of the current context or -n, with your own permissions,
 prints what it did to each row or object, and exits non-zero when anything failed.`,
@@ -99,9 +102,10 @@ func kubeClient(flags *genericclioptions.ConfigFlags, warnings io.Writer) (clien
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "kubectl-roster"
 	if cfg.QPS == 0 {
-		// client-go's default of 5 requests a second would make a 500-row import take
-		// minutes; these are kubectl's own limits.
-		cfg.QPS, cfg.Burst = 50, 300
+		// client-go's default of 5 requests a second would make a 10,000-row import take
+		// half an hour, and even kubectl's 50 over three minutes. The API server's priority
+		// and fairness protects it from a busy client; this only keeps a runaway loop polite.
+		cfg.QPS, cfg.Burst = 500, 1000
 	}
 	// Server warnings (deprecations, admission warnings) are for the user, as in kubectl.
 	cfg.WarningHandler = rest.NewWarningWriter(warnings, rest.WarningWriterOptions{Deduplicate: true})
