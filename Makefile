@@ -57,6 +57,19 @@ test: verify vet envtest ## Run every test against a real API server.
 bench: envtest ## Run the benchmarks.
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test -run '^$$' -bench . -benchmem ./...
 
+FUZZTIME ?= 30s
+FUZZ_TARGETS := FuzzReadClients FuzzParse
+FUZZ_CORPUS = $$(go env GOCACHE)/fuzz/github.com/roster-dev/roster/internal/bulk
+
+.PHONY: fuzz
+fuzz: ## Fuzz the CSV readers for FUZZTIME each; new inputs are kept in internal/bulk/testdata/fuzz as regression cases.
+	@for f in $(FUZZ_TARGETS); do \
+		go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./internal/bulk/ || exit 1; \
+		mkdir -p internal/bulk/testdata/fuzz/$$f; \
+		if [ -d "$(FUZZ_CORPUS)/$$f" ]; then cp -n "$(FUZZ_CORPUS)/$$f/"* internal/bulk/testdata/fuzz/$$f/; fi; \
+	done
+	@echo "corpus: $$(ls internal/bulk/testdata/fuzz/* | wc -l) inputs in internal/bulk/testdata/fuzz; commit the new ones"
+
 .PHONY: demo
 demo: manifests envtest ## Roster on a local control plane with the samples; prints how to use kubectl.
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go run ./hack/demo -root .
@@ -67,6 +80,16 @@ demo: manifests envtest ## Roster on a local control plane with the samples; pri
 build: ## Build the manager and the kubectl plugin.
 	go build -o $(BIN)/manager ./cmd/manager
 	go build -o $(BIN)/kubectl-roster ./cmd/kubectl-roster
+
+INSTALL_DIR ?= $(shell d=$$(go env GOBIN); echo $${d:-$$(go env GOPATH)/bin})
+
+.PHONY: install-plugin
+install-plugin: ## Install kubectl-roster into INSTALL_DIR (GOBIN or GOPATH/bin), so that `kubectl roster` runs it.
+	GOBIN=$(INSTALL_DIR) go install ./cmd/kubectl-roster
+	@case ":$$PATH:" in \
+		*":$(INSTALL_DIR):"*) echo "installed $(INSTALL_DIR)/kubectl-roster: try kubectl roster --help" ;; \
+		*) echo "installed $(INSTALL_DIR)/kubectl-roster; $(INSTALL_DIR) is not on your PATH: export PATH=\"$(INSTALL_DIR):\$$PATH\"" ;; \
+	esac
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(BIN)

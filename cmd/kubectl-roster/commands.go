@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -46,9 +47,12 @@ func (a *app) client(dryRun bool) (client.Client, string, error) {
 func newRootCommand(streams genericiooptions.IOStreams, connect connectFunc) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kubectl-roster",
-		Short: "Import, export and change Roster members in bulk",
+		Short: "Import, export, find and change Roster members and external users in bulk",
 		Long: `Import invitations from a CSV file, export members to one, and edit, approve, reject,
-restore, terminate or re-invite many members at once.
+restore, terminate or re-invite many members at once. For an application's external users
+and clients: import clients from the template or from Microsoft Entra, Okta or Google
+Workspace files, export them, find them, and lock, unlock, unlink, delete, resend or relink
+many at once.
 
 Every command works in the namespace of the current context or -n, with your own permissions,
 prints what it did to each row or object, and exits non-zero when anything failed.`,
@@ -65,7 +69,11 @@ prints what it did to each row or object, and exits non-zero when anything faile
 		flags.AddFlags(root.PersistentFlags())
 		a.connect = func() (client.Client, string, error) { return kubeClient(flags, streams.ErrOut) }
 	}
-	root.AddCommand(templateCommand(a), importCommand(a), exportCommand(a), editCommand(a))
+	template, imp, export := templateCommand(a), importCommand(a), exportCommand(a)
+	template.AddCommand(clientsTemplateCommand(a))
+	imp.AddCommand(clientsImportCommand(a))
+	export.AddCommand(clientsExportCommand(a))
+	root.AddCommand(template, imp, export, editCommand(a), usersCommand(a))
 	for _, op := range []struct {
 		use, short string
 		run        func(ctx context.Context, c client.Client, ns, org string, sel bulk.Selector) (bulk.EditResult, error)
@@ -94,13 +102,18 @@ func kubeClient(flags *genericclioptions.ConfigFlags, warnings io.Writer) (clien
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "kubectl-roster"
 	if cfg.QPS == 0 {
-		// client-go's default of 5 requests a second would make a 500-row import take
-		// minutes; these are kubectl's own limits.
-		cfg.QPS, cfg.Burst = 50, 300
+		// client-go's default of 5 requests a second would make a 10,000-row import take
+		// half an hour, and even kubectl's 50 over three minutes. The API server's priority
+		// and fairness protects it from a busy client; this only keeps a runaway loop polite.
+		cfg.QPS, cfg.Burst = 500, 1000
 	}
 	// Server warnings (deprecations, admission warnings) are for the user, as in kubectl.
 	cfg.WarningHandler = rest.NewWarningWriter(warnings, rest.WarningWriterOptions{Deduplicate: true})
 	scheme := runtime.NewScheme()
+	// Secrets, for the invitation links.
+	if err := corev1.AddToScheme(scheme); err != nil {
+		return nil, "", err
+	}
 	if err := rosterv1.AddToScheme(scheme); err != nil {
 		return nil, "", err
 	}
@@ -138,7 +151,7 @@ func importCommand(a *app) *cobra.Command {
 		opts      bulk.ImportOptions
 	)
 	cmd := &cobra.Command{
-		Use:   "import -f FILE --org ORG [--dry-run] [--skip-invalid]",
+		Use:   "import -f FILE --org ORG [--dry-run=server] [--skip-invalid]",
 		Short: "Invite everyone in a CSV file",
 		Long: `Create one Invitation for every row of a CSV file made from "kubectl roster template": by
 email when the row has one, else by text message.
@@ -146,7 +159,7 @@ email when the row has one, else by text message.
 The whole file is checked first. When any row is invalid nothing is imported and every bad
 line is listed, unless --skip-invalid. Importing the same file again invites nobody twice:
 people imported before are skipped.`,
-		Example: `  kubectl roster import -f people.csv --org acme --dry-run
+		Example: `  kubectl roster import -f people.csv --org acme --dry-run=server
   kubectl roster import -f people.csv --org acme -n acme`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -159,30 +172,40 @@ people imported before are skipped.`,
 			if err != nil {
 				return err
 			}
+			opts.Progress = newProgress(a.streams.ErrOut)
 			res, err := bulk.Import(cmd.Context(), c, ns, org, in, opts)
-			if len(res.Rows) > 0 {
-				printImport(a.streams.Out, res)
-			}
-			if err != nil {
-				return err
-			}
-			if len(res.Rows) == 0 {
-				fmt.Fprintln(a.streams.ErrOut, "nothing to import: the file has no rows")
-				return nil
-			}
-			if !res.OK() {
-				return fmt.Errorf("%d of %d rows were not imported", len(res.With(bulk.Failed))+len(res.With(bulk.Invalid)), len(res.Rows))
-			}
-			return nil
+			return importReport(a.streams, res, err, commandLine(cmd, nil))
 		},
 	}
 	cmd.Flags().StringVarP(&file, "filename", "f", "", `the CSV file to import, "-" for standard input`)
 	cmd.Flags().StringVar(&org, "org", "", "the Organization to invite into")
-	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "have the API server check every invitation without storing any")
+	addDryRunFlag(cmd.Flags(), &opts.DryRun)
 	cmd.Flags().BoolVar(&opts.SkipInvalid, "skip-invalid", false, "import the valid rows even when some rows are invalid")
 	_ = cmd.MarkFlagRequired("filename")
 	_ = cmd.MarkFlagRequired("org")
 	return cmd
+}
+
+// importReport prints what an import did, row by row, and a summary; explains a stop at the
+// daily quota; and fails the command when any row did not go in.
+func importReport(streams genericiooptions.IOStreams, res bulk.ImportResult, err error, again string) error {
+	if len(res.Rows) > 0 {
+		printImport(streams.Out, res)
+	}
+	if res.Stopped != nil {
+		printQuotaStop(streams.Out, res, again)
+	}
+	if err != nil {
+		return err
+	}
+	if len(res.Rows) == 0 {
+		fmt.Fprintln(streams.ErrOut, "nothing to import: the file has no rows")
+		return nil
+	}
+	if !res.OK() {
+		return fmt.Errorf("%d of %d rows were not imported", len(res.With(bulk.Failed))+len(res.With(bulk.Invalid)), len(res.Rows))
+	}
+	return nil
 }
 
 func exportCommand(a *app) *cobra.Command {
@@ -243,7 +266,7 @@ func (s *selection) addFlags(cmd *cobra.Command, what string) {
 	cmd.Flags().StringVar(&s.org, "org", "", "only "+what+" of this Organization")
 	cmd.Flags().StringVarP(&s.labels, "selector", "l", "", "choose "+what+" by label selector, such as org.roster.dev/phase=Pending")
 	cmd.Flags().StringVar(&s.department, "from-department", "", "choose "+what+" by their current department (ignoring case)")
-	cmd.Flags().BoolVar(&s.dryRun, "dry-run", false, "have the API server check every change without storing any")
+	addDryRunFlag(cmd.Flags(), &s.dryRun)
 }
 
 // selector follows kubectl: names, or a selector, not both, and never nothing.

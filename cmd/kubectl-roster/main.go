@@ -1,6 +1,8 @@
 // Command kubectl-roster is a kubectl plugin for what Roster admins do to many people at once:
 // import invitations from a CSV file, export members to one, and edit, approve, reject,
-// restore, terminate or re-invite many members in one command. Put the binary on the PATH
+// restore, terminate or re-invite many members in one command; and for an application's
+// external users, import clients from the files admins already have, export, find, and
+// lock, unlink, delete, resend or relink them. Put the binary on the PATH
 // and kubectl runs it as `kubectl roster`; it reads the kubeconfig and takes -n, --context
 // and the other connection flags the way kubectl does, and acts with the user's own
 // permissions.

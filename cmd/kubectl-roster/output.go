@@ -69,14 +69,22 @@ func report(streams genericiooptions.IOStreams, what string, res bulk.EditResult
 
 func printImport(out io.Writer, res bulk.ImportResult) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LINE\tINVITEE\tINVITATION\tRESULT\tDETAILS")
+	if res.Format == "" {
+		fmt.Fprintln(tw, "LINE\tINVITEE\tINVITATION\tRESULT\tDETAILS")
+	} else {
+		fmt.Fprintln(tw, "LINE\tCLIENT\tEXTERNAL USER\tRESULT\tDETAILS")
+	}
 	for _, r := range res.Rows {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Line, r.Invitee, r.Invitation, r.Outcome, oneLine(r.Message))
 	}
 	_ = tw.Flush()
+	outcomes := []bulk.Outcome{bulk.Created, bulk.Skipped, bulk.Failed, bulk.Invalid}
+	if res.Format != "" {
+		// A client import: people already there are unchanged or updated, not skipped.
+		outcomes = []bulk.Outcome{bulk.Created, bulk.Updated, bulk.Unchanged, bulk.Failed, bulk.Invalid}
+	}
 	fmt.Fprintf(out, "%d rows: %s%s\n", len(res.Rows),
-		counts(func(o bulk.Outcome) int { return len(res.With(o)) }, bulk.Created, bulk.Skipped, bulk.Failed, bulk.Invalid),
-		dryRunNote(res.DryRun))
+		counts(func(o bulk.Outcome) int { return len(res.With(o)) }, outcomes...), dryRunNote(res.DryRun))
 }
 
 // counts says "2 created, 1 failed", leaving out the outcomes nothing had, except the first.

@@ -111,10 +111,7 @@ func (r importRow) invitee() string {
 // error is for a file that cannot be read as an import at all (no or a wrong header, broken
 // CSV), which no row can be trusted after.
 func parse(r io.Reader) ([]importRow, []RowError, error) {
-	cr := csv.NewReader(skipBOM(r))
-	// Rows with too few or too many fields are reported like any other bad row rather than
-	// stopping the read.
-	cr.FieldsPerRecord = -1
+	cr := newCSVReader(r)
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
 		return nil, nil, &ValidationError{Problems: []RowError{{Line: 1,

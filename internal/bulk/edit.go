@@ -132,24 +132,31 @@ func changeMembers(ctx context.Context, c client.Client, ns, org string, sel Sel
 	if err != nil {
 		return EditResult{}, err
 	}
-	for _, m := range members {
+	return patchSpecs(ctx, c, members, res, change)
+}
+
+// patchSpecs merge-patches spec of each object with what change returns for it and adds
+// one result per object to res.
+func patchSpecs[P client.Object](ctx context.Context, c client.Client, objs []P, res []ObjectResult,
+	change func(P) (map[string]any, string)) (EditResult, error) {
+	for _, o := range objs {
 		if err := ctx.Err(); err != nil {
 			return sorted(res), err
 		}
-		spec, msg := change(m)
+		spec, msg := change(o)
 		if len(spec) == 0 {
-			res = append(res, ObjectResult{Name: m.Name, Outcome: Unchanged, Message: msg})
+			res = append(res, ObjectResult{Name: o.GetName(), Outcome: Unchanged, Message: msg})
 			continue
 		}
 		body, err := json.Marshal(map[string]any{"spec": spec})
 		if err != nil {
 			return sorted(res), err
 		}
-		if err := c.Patch(ctx, m, client.RawPatch(types.MergePatchType, body)); err != nil {
-			res = append(res, ObjectResult{Name: m.Name, Outcome: Failed, Message: err.Error()})
+		if err := c.Patch(ctx, o, client.RawPatch(types.MergePatchType, body)); err != nil {
+			res = append(res, ObjectResult{Name: o.GetName(), Outcome: Failed, Message: err.Error()})
 			continue
 		}
-		res = append(res, ObjectResult{Name: m.Name, Outcome: Changed, Message: msg})
+		res = append(res, ObjectResult{Name: o.GetName(), Outcome: Changed, Message: msg})
 	}
 	return sorted(res), nil
 }

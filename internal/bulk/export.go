@@ -105,14 +105,34 @@ var plainNumber = regexp.MustCompile(`^[+-]?[0-9][0-9 ()-]*$`)
 
 // safeCell defuses CSV formula injection (CWE-1236): a member chooses their own name and a
 // cell such as =HYPERLINK(...) would run as a formula in the admin's spreadsheet. A leading
-// apostrophe makes spreadsheets show the text as it is.
+// apostrophe makes spreadsheets show the text as it is. unsafeCell undoes it on import, so
+// an export imports back to the same text.
 func safeCell(s string) string {
+	if needsQuote(s) {
+		return "'" + s
+	}
+	return s
+}
+
+// needsQuote is a cell a spreadsheet would run, or one that already starts with the
+// apostrophe safeCell adds, which gets one more so that unsafeCell can tell them apart.
+func needsQuote(s string) bool {
 	if s == "" || plainNumber.MatchString(s) {
-		return s
+		return false
 	}
 	switch s[0] {
 	case '=', '+', '-', '@', '\t', '\r':
-		return "'" + s
+		return true
+	case '\'':
+		return needsQuote(s[1:])
+	}
+	return false
+}
+
+// unsafeCell takes off the apostrophe safeCell put in front of a cell.
+func unsafeCell(s string) string {
+	if strings.HasPrefix(s, "'") && needsQuote(s[1:]) {
+		return s[1:]
 	}
 	return s
 }

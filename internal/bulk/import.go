@@ -28,6 +28,8 @@ type ImportOptions struct {
 	// SkipInvalid imports the valid rows of a file that has invalid ones and reports the
 	// invalid ones as Invalid, instead of refusing the whole file.
 	SkipInvalid bool
+	// Progress, when set, is called after each row with the rows done and the rows to do.
+	Progress func(done, total int)
 }
 
 // ImportedInvitationName is the name Import gives the invitation of the person with this
@@ -48,7 +50,9 @@ func ImportedInvitationName(org, email, phone string) string {
 // first: when any row is invalid it returns a *ValidationError naming every bad line and
 // creates nothing, unless opts.SkipInvalid. A row the API server refuses is recorded as
 // Failed with the server's message and the rest go on; a row whose person was imported
-// before is Skipped. The error is for what stopped the import as a whole; the result then
+// before is Skipped. When the server's daily import quota refuses a row the import stops
+// there: the result's Stopped says so, and importing the same file again later goes on
+// where it stopped. The error is for what stopped the import as a whole; the result then
 // still tells which rows were done.
 func Import(ctx context.Context, c client.Client, ns, org string, r io.Reader, opts ImportOptions) (ImportResult, error) {
 	res := ImportResult{DryRun: opts.DryRun}
@@ -73,12 +77,30 @@ func Import(ctx context.Context, c client.Client, ns, org string, r io.Reader, o
 		return res, fmt.Errorf("listing invitations: %w", err)
 	}
 	res.Rows = invalidRows(invalid)
-	for _, row := range rows {
+	for i, row := range rows {
 		if err := ctx.Err(); err != nil {
 			sortRows(res.Rows)
 			return res, fmt.Errorf("import stopped before line %d: %w", row.line, err)
 		}
-		res.Rows = append(res.Rows, importOne(ctx, c, ns, org, row, existing, opts.DryRun))
+		if res.Stopped != nil {
+			// The quota refuses every new invitation until the day is over; rows imported
+			// before are still told apart, the others are not sent.
+			name := ImportedInvitationName(org, row.email, row.phone)
+			rr := RowResult{Line: row.line, Invitee: row.invitee(), Invitation: name, Outcome: Failed, Message: notTried}
+			if inv, ok := existing[name]; ok {
+				rr.Outcome, rr.Message = judgeExisting(inv, org, row)
+			}
+			res.Rows = append(res.Rows, rr)
+		} else {
+			rr := importOne(ctx, c, ns, org, row, existing, opts.DryRun)
+			if rr.Outcome == Failed {
+				res.Stopped = quotaStop(row.line, errors.New(rr.Message))
+			}
+			res.Rows = append(res.Rows, rr)
+		}
+		if opts.Progress != nil {
+			opts.Progress(i+1, len(rows))
+		}
 	}
 	sortRows(res.Rows)
 	return res, nil

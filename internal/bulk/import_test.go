@@ -265,6 +265,29 @@ var _ = Describe("F6 bulk import from a template", func() {
 		Expect(res.Rows[3].Message).To(ContainSubstring(refusal))
 	})
 
+	It("stops at the daily quota and does not send the rows after it", func(ctx SpecContext) {
+		const refusal = "QuotaExceeded: admin created 1 invitations in the last 24 hours, the Free plan's limit of 1 a day; the next invitation is possible at 2030-01-02T03:04:05Z"
+		refuseInvitations(ctx, ns, "!has(object.spec.invitee.email) || object.spec.invitee.email == 'first@acme.example'",
+			refusal, "probe@acme.example")
+		csv := "name,email,phone,department,position,workNumber,location,role\n" +
+			"First,first@acme.example,,,,,,\n" +
+			"Second,second@acme.example,,,,,,\n" +
+			"Third,third@acme.example,,,,,,\n"
+		res, err := bulk.Import(ctx, bulkClient(), ns, "acme", strings.NewReader(csv), bulk.ImportOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(lines(res.Rows)).To(Equal([]string{
+			"2 created " + bulk.ImportedInvitationName("acme", "first@acme.example", ""),
+			"3 failed " + bulk.ImportedInvitationName("acme", "second@acme.example", ""),
+			"4 failed " + bulk.ImportedInvitationName("acme", "third@acme.example", ""),
+		}))
+		Expect(res.Stopped).NotTo(BeNil())
+		Expect(res.Stopped.Line).To(Equal(3))
+		Expect(res.Stopped.RetryAt).To(Equal(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)))
+		Expect(res.Rows[1].Message).To(ContainSubstring(refusal))
+		Expect(res.Rows[2].Message).To(ContainSubstring("not imported: the daily import quota stopped the import"))
+		Expect(invitations(ctx, ns)).To(HaveLen(1))
+	})
+
 	It("skips a row whose invitation someone else created meanwhile", func(ctx SpecContext) {
 		// Another import of the same file gets there between our list and our create.
 		c := interceptor.NewClient(k8sClient, interceptor.Funcs{

@@ -11,6 +11,10 @@ const (
 	Skipped Outcome = "skipped"
 	// Invalid: the row is not a valid invitation and was left out (ImportOptions.SkipInvalid).
 	Invalid Outcome = "invalid"
+	// Updated: the row's person was already there and the import changed their details.
+	Updated Outcome = "updated"
+	// Deleted: the object was deleted (or, in a dry run, would be).
+	Deleted Outcome = "deleted"
 	// Changed: the object was patched.
 	Changed Outcome = "changed"
 	// Unchanged: the object already was as asked, or there is nothing to do for it.
@@ -26,7 +30,8 @@ type RowResult struct {
 	Line int
 	// Invitee is the email or phone the invitation goes to.
 	Invitee string
-	// Invitation is the name of the row's Invitation; empty for an invalid row.
+	// Invitation is the name of the row's Invitation, or of its ExternalUser in a client
+	// import; empty for an invalid row.
 	Invitation string
 	// Outcome is what happened.
 	Outcome Outcome
@@ -41,6 +46,11 @@ type ImportResult struct {
 	DryRun bool
 	// Rows are the rows of the file in line order, blank rows left out.
 	Rows []RowResult
+	// Format is the kind of file that was read.
+	Format Format
+	// Stopped is set when the server's daily import quota ended the import part way: the
+	// rows from Stopped.Line on that were not in already are Failed and were not sent.
+	Stopped *QuotaStop
 }
 
 // With returns the rows with outcome o, in line order.

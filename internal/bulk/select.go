@@ -49,7 +49,7 @@ func choose[T any, P interface {
 	client.Object
 }](ctx context.Context, c client.Client, ns, org string, sel Selector,
 	list func(context.Context, client.Client, string, labels.Selector, func(P)) error,
-	fields func(P) (org, department string),
+	orgOf func(P) string, also func(P) string,
 ) ([]P, []ObjectResult, error) {
 	if sel.empty() {
 		return nil, nil, errNothingChosen
@@ -66,18 +66,14 @@ func choose[T any, P interface {
 			return nil, nil, err
 		}
 	}
-	department := strings.TrimSpace(sel.Department)
 	whyNot := func(o P) string {
-		objOrg, objDepartment := fields(o)
-		switch {
+		switch objOrg := orgOf(o); {
 		case org != "" && objOrg != org:
 			return fmt.Sprintf("belongs to organization %q, not %q", objOrg, org)
 		case !ls.Matches(labels.Set(o.GetLabels())):
 			return fmt.Sprintf("does not match the label selector %q", ls.String())
-		case department != "" && !strings.EqualFold(objDepartment, department):
-			return fmt.Sprintf("is in department %q, not %q", objDepartment, department)
 		}
-		return ""
+		return also(o)
 	}
 
 	var chosen []P
@@ -114,21 +110,43 @@ func choose[T any, P interface {
 }
 
 func chooseMembers(ctx context.Context, c client.Client, ns, org string, sel Selector) ([]*rosterv1.Member, []ObjectResult, error) {
-	return choose(ctx, c, ns, org, sel, listMembers, func(m *rosterv1.Member) (string, string) {
-		return m.Spec.OrganizationRef.Name, m.Spec.Department
-	})
+	return choose(ctx, c, ns, org, sel, listMembers,
+		func(m *rosterv1.Member) string { return m.Spec.OrganizationRef.Name },
+		func(m *rosterv1.Member) string { return otherDepartment(sel, m.Spec.Department) })
 }
 
 func chooseInvitations(ctx context.Context, c client.Client, ns, org string, sel Selector) ([]*rosterv1.Invitation, []ObjectResult, error) {
-	return choose(ctx, c, ns, org, sel, listInvitations, func(i *rosterv1.Invitation) (string, string) {
-		return i.Spec.OrganizationRef.Name, i.Spec.Department
-	})
+	return choose(ctx, c, ns, org, sel, listInvitations,
+		func(i *rosterv1.Invitation) string { return i.Spec.OrganizationRef.Name },
+		func(i *rosterv1.Invitation) string { return otherDepartment(sel, i.Spec.Department) })
+}
+
+// otherDepartment says why an object in department is not chosen by sel's department, or
+// "" when it is.
+func otherDepartment(sel Selector, department string) string {
+	want := strings.TrimSpace(sel.Department)
+	if want != "" && !strings.EqualFold(department, want) {
+		return fmt.Sprintf("is in department %q, not %q", department, want)
+	}
+	return ""
 }
 
 // listMembers calls each for every Member in ns that ls matches (nil matches all); each may
 // keep the Member it is given.
 func listMembers(ctx context.Context, c client.Client, ns string, ls labels.Selector, each func(*rosterv1.Member)) error {
 	list := &rosterv1.MemberList{}
+	return forEachPage(ctx, c, ns, ls, list, func() {
+		for i := range list.Items {
+			// A copy, because the next page is decoded into the same items.
+			each(list.Items[i].DeepCopy())
+		}
+	})
+}
+
+// listExternalUsers calls each for every ExternalUser in ns that ls matches (nil matches
+// all); each may keep the ExternalUser it is given.
+func listExternalUsers(ctx context.Context, c client.Client, ns string, ls labels.Selector, each func(*rosterv1.ExternalUser)) error {
+	list := &rosterv1.ExternalUserList{}
 	return forEachPage(ctx, c, ns, ls, list, func() {
 		for i := range list.Items {
 			// A copy, because the next page is decoded into the same items.
