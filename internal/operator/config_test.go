@@ -1,6 +1,8 @@
 package operator_test
 
 import (
+	"maps"
+	"strings"
 	"testing"
 
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -16,8 +18,16 @@ func TestDeployConfigBuilds(t *testing.T) {
 		t.Fatalf("kustomize build config/default: %v", err)
 	}
 	kinds := map[string]int{}
+	aggregated := map[string]string{}
 	for _, r := range res.Resources() {
 		kinds[r.GetKind()]++
+		if r.GetKind() == "ClusterRole" {
+			for label, v := range r.GetLabels() {
+				if strings.HasPrefix(label, "rbac.authorization.k8s.io/aggregate-to-") && v == "true" {
+					aggregated[r.GetName()] = strings.TrimPrefix(label, "rbac.authorization.k8s.io/aggregate-to-")
+				}
+			}
+		}
 		if r.GetKind() == "ValidatingWebhookConfiguration" || r.GetKind() == "MutatingWebhookConfiguration" {
 			m, err := r.Map()
 			if err != nil {
@@ -34,10 +44,14 @@ func TestDeployConfigBuilds(t *testing.T) {
 			t.Errorf("%s %s is in namespace %s", r.GetKind(), r.GetName(), ns)
 		}
 	}
-	for kind, want := range map[string]int{"CustomResourceDefinition": 7, "Deployment": 1, "ClusterRole": 1,
+	for kind, want := range map[string]int{"CustomResourceDefinition": 7, "Deployment": 1, "ClusterRole": 4,
 		"ValidatingWebhookConfiguration": 1, "MutatingWebhookConfiguration": 1, "Service": 1, "Certificate": 1} {
 		if kinds[kind] != want {
 			t.Errorf("%d %s, want %d", kinds[kind], kind, want)
 		}
+	}
+	// A namespace's usual admin, edit and view bindings grant Roster's user roles.
+	if want := map[string]string{"roster-admin": "admin", "roster-editor": "edit", "roster-viewer": "view"}; !maps.Equal(aggregated, want) {
+		t.Errorf("aggregated user roles %v, want %v", aggregated, want)
 	}
 }
