@@ -7,12 +7,12 @@ Licensed under the Apache License, Version 2.0.
 package notify
 
 import (
-	"net/netip"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/mail"
+	"net/netip"
 	"sync"
 	"time"
 
