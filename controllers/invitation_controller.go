@@ -362,7 +362,7 @@ func (r *InvitationReconciler) send(ctx context.Context, inv *rosterv1.Invitatio
 		},
 	}
 	attempts := d.Attempts
-	retry, permanent := box.send(ctx, d, settings, msg)
+	retry, permanent := box.send(ctx, d, settings, msg, inv.CreationTimestamp.Time)
 	return &invitationSend{Attempted: d.Attempts != attempts, Retry: retry, Permanent: permanent, Attempts: d.Attempts, Error: d.Error,
 		Deliveries: slices.Clone(inv.Status.Deliveries)}, ctrl.Result{}, nil
 }

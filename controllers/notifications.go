@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/metrics"
 	"github.com/roster-dev/roster/internal/notify"
 )
 
@@ -213,7 +214,9 @@ func prune(list *[]rosterv1.Delivery) {
 // to wait before the next attempt when the failure is worth retrying, or when the channel
 // was busy and nothing was attempted (the record is then unchanged); a permanent failure
 // returns the error and is never retried.
-func (o outbox) send(ctx context.Context, d *rosterv1.Delivery, s notify.Settings, msg notify.Message) (retryAfter time.Duration, permanent error) {
+// created is when the object the message is about was created, for the time-to-delivery
+// metric.
+func (o outbox) send(ctx context.Context, d *rosterv1.Delivery, s notify.Settings, msg notify.Message, created time.Time) (retryAfter time.Duration, permanent error) {
 	if d.State != DeliverySending {
 		return 0, nil
 	}
@@ -229,6 +232,11 @@ func (o outbox) send(ctx context.Context, d *rosterv1.Delivery, s notify.Setting
 	now := metav1.NewTime(o.clock.Now().UTC().Truncate(time.Second))
 	d.At = &now
 	d.Attempts++
+	result := metrics.ResultSent
+	if err != nil {
+		result = metrics.ResultFailed
+	}
+	metrics.Delivered(d.Channel, result, created)
 	switch {
 	case err == nil:
 		d.State, d.Error = DeliverySent, ""
@@ -273,7 +281,7 @@ func (o outbox) flush(ctx context.Context, obj withDeliveries, s notify.Settings
 			// Recorded in this pass, or the cache is behind: the status write brings us back.
 			return time.Second, nil
 		}
-		retry, permanent := o.send(ctx, d, s, build(*d))
+		retry, permanent := o.send(ctx, d, s, build(*d), obj.GetCreationTimestamp().Time)
 		if permanent != nil {
 			failed(*d, permanent)
 			continue

@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -23,7 +24,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
@@ -125,11 +125,23 @@ func reconcilePanics() float64 {
 
 func counterValue(m *dto.Metric) float64 { return m.GetCounter().GetValue() }
 
+// metricsAddr is where the running manager serves its metrics.
+var metricsAddr string
+
+// freePort is a loopback port nothing listens on now.
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
 // startManager starts a fresh manager, as a new pod would.
 func startManager() {
 	opts := testEnv.WebhookInstallOptions
+	metricsAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
 	mgr, err := operator.NewManager(managerCfg, manager.Options{
-		Metrics:       metricsserver.Options{BindAddress: "0"},
+		Metrics:       operator.MetricsOptions(metricsAddr),
 		WebhookServer: webhook.NewServer(webhook.Options{Host: opts.LocalServingHost, Port: opts.LocalServingPort, CertDir: opts.LocalServingCertDir}),
 		Controller:    config.Controller{SkipNameValidation: ptr.To(true)},
 	})

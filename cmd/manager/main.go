@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/roster-dev/roster/internal/notify"
 	"github.com/roster-dev/roster/internal/operator"
@@ -30,7 +29,8 @@ func main() {
 		passTimeout    time.Duration
 		allow          []netip.Prefix
 	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; 0 disables it.")
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443",
+		"Address the metrics endpoint binds to, served over HTTPS to scrapers the API server says may get /metrics; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
 	flag.BoolVar(&leaderElection, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
 	flag.BoolVar(&webhooks, "webhooks", true, "Serve the admission webhooks (needs a serving certificate in the webhook server's cert dir).")
@@ -58,7 +58,7 @@ func main() {
 	log := ctrl.Log.WithName("setup")
 
 	mgr, err := operator.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
+		Metrics:                operator.MetricsOptions(metricsAddr),
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElection,
 		LeaderElectionID:       "roster.org.roster.dev",

@@ -3,6 +3,9 @@ package operator
 import (
 	"context"
 	"fmt"
+	"github.com/roster-dev/roster/internal/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -36,6 +39,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
+	metrics.Register(mgr.GetCache())
 	if err := controllers.SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return fmt.Errorf("indexes: %w", err)
 	}
@@ -64,4 +68,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		}
 	}
 	return nil
+}
+
+// MetricsOptions serves the metrics endpoint at addr over HTTPS, only to scrapers the API
+// server authenticates and authorizes for get on /metrics (the roster-metrics-reader
+// ClusterRole), since the metrics name organizations and applications.
+func MetricsOptions(addr string) metricsserver.Options {
+	return metricsserver.Options{BindAddress: addr, SecureServing: true, FilterProvider: filters.WithAuthenticationAndAuthorization}
 }
