@@ -1,4 +1,5 @@
-// Command manager runs Roster's controllers, admission webhooks and invitation pages.
+// Command manager runs Roster's controllers and admission webhooks; cmd/portal serves the
+// pages invitation links open.
 package main
 
 import (
@@ -24,6 +25,7 @@ func main() {
 		webhooks       bool
 		portalURL      string
 		trustedUser    string
+		portalUser     string
 		workers        int
 		passTimeout    time.Duration
 	)
@@ -33,7 +35,9 @@ func main() {
 	flag.BoolVar(&webhooks, "webhooks", true, "Serve the admission webhooks (needs a serving certificate in the webhook server's cert dir).")
 	flag.StringVar(&portalURL, "portal-url", "", "Base address of the invitation pages, for organizations that set no spec.portalURL.")
 	flag.StringVar(&trustedUser, "trusted-user", "system:serviceaccount:roster-system:roster-manager",
-		"The manager's own identity; the sign-up pages change a person's details as it.")
+		"The manager's own identity, whose controllers' writes the webhooks admit.")
+	flag.StringVar(&portalUser, "portal-user", "system:serviceaccount:roster-system:roster-portal",
+		"The portal's identity (cmd/portal): it signs people up and changes their own name, email and phone.")
 	flag.IntVar(&workers, "workers", operator.DefaultWorkers, "How many objects of each kind are reconciled at once.")
 	flag.DurationVar(&passTimeout, "reconcile-timeout", operator.DefaultPassTimeout, "The longest one reconcile pass may take, sends included.")
 	zapOpts := zap.Options{}
@@ -58,6 +62,7 @@ func main() {
 		Notifier:     notify.NewDispatcher(notify.DispatcherOptions{Logger: ctrl.Log.WithName("notify")}),
 		PortalURL:    portalURL,
 		TrustedUsers: []string{trustedUser},
+		PortalUsers:  []string{portalUser},
 		Webhooks:     webhooks,
 	}); err != nil {
 		log.Error(err, "unable to set up the controllers")
