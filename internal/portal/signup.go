@@ -610,7 +610,7 @@ func (s *Server) verifyResend(w http.ResponseWriter, r *http.Request) {
 func (s *Server) passwordView(r *http.Request, org string) view {
 	m := s.msgs(r)
 	return view{messages: m, Org: org, Title: m.T("password.title"), Intro: []string{m.T("password.intro")},
-		Forms: []form{{ID: "password", Action: "/password", Submit: m.T("password.go"), Fields: []field{
+		Forms: []form{{ID: "setpassword", Action: "/password", Submit: m.T("password.go"), Fields: []field{
 			{Name: "password", Label: m.T("field.password"), Type: "password", Autocomplete: "new-password", Hint: m.T("field.password.hint"), Required: true},
 			{Name: "password2", Label: m.T("field.password2"), Type: "password", Autocomplete: "new-password", Required: true},
 		}}}}
