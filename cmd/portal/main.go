@@ -146,4 +146,3 @@ func readKey(path string) ([]byte, error) {
 	}
 	return b, nil
 }
-

@@ -770,7 +770,7 @@ func (s *Server) donePage(w http.ResponseWriter, r *http.Request) {
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	m := s.msgs(r)
 	s.render(w, r, http.StatusOK, view{messages: m, Title: m.T("home.title"), Intro: []string{m.T("home.intro")},
-		Forms: []form{{ID: "door", Action: "/door", Submit: m.T("home.go"), Fields: []field{{Name: "door", Label: m.T("home.door"),
+		Forms: []form{{ID: "join", Action: "/door", Submit: m.T("home.go"), Fields: []field{{Name: "door", Label: m.T("home.door"),
 			Type: "text", Inputmode: "numeric", Autocomplete: "off", Hint: m.T("home.door.hint"), Required: true}}}},
 		Links: []link{{Href: "/signin", Label: m.T("home.signin"), ID: "signin"}}})
 }
