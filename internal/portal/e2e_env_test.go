@@ -412,8 +412,12 @@ func tab(t *testing.T) context.Context {
 // open navigates and returns the status of the page that loads, after redirects.
 func open(t *testing.T, ctx context.Context, url string) int {
 	t.Helper()
-	resp, err := chromedp.RunResponse(ctx, chromedp.Navigate(url))
-	must(t, err)
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	resp, err := chromedp.RunResponse(tctx, chromedp.Navigate(url))
+	if err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
 	return int(resp.Status)
 }
 
@@ -421,7 +425,12 @@ func open(t *testing.T, ctx context.Context, url string) int {
 func fill(t *testing.T, ctx context.Context, values map[string]string) {
 	t.Helper()
 	for id, v := range values {
-		must(t, chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS("#"+id), v)))
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := chromedp.Do(tctx, chromedp.SetValue(chromedp.CSS("#"+id), v))
+		cancel()
+		if err != nil {
+			t.Fatalf("no field #%s on the page %q (%v); it says: %s", id, heading(t, ctx), err, pageText(t, ctx))
+		}
 	}
 }
 

@@ -21,7 +21,15 @@ func invite(t *testing.T, org *rosterv1.Organization, name, email string) string
 	must(t, e2e.admin.Create(context.Background(), &rosterv1.Invitation{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: org.Namespace},
 		Spec: rosterv1.InvitationSpec{OrganizationRef: rosterv1.OrganizationReference{Name: org.Name}, Method: rosterv1.InvitationMethodEmail,
 			Invitee: rosterv1.Invitee{Name: strings.ToUpper(name[:1]) + name[1:], Email: email}}}))
-	return linkIn(t, nextMail(t, email), "invite")
+	link := linkIn(t, nextMail(t, email), "invite")
+	// The mail leaves before the invitation's status says Sent; a person is slower than
+	// the portal's cache, a test is not.
+	eventually(t, "the portal sees the invitation sent", func() bool {
+		inv := &rosterv1.Invitation{}
+		return e2e.portalCfg.Client.Get(context.Background(), client.ObjectKey{Namespace: org.Namespace, Name: name}, inv) == nil &&
+			inv.Status.Phase == rosterv1.InvitationSent
+	})
+	return link
 }
 
 // member reads a Member.
