@@ -163,7 +163,7 @@ func (s *Server) routes() http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusForbidden, "refused.csrf", nil, s.linkHome(r))
 	}))
-	inner := protect(mux)
+	inner := protect(routed(mux))
 	h := cop.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Header.Del("Origin")
 		inner.ServeHTTP(w, csrf.PlaintextHTTPRequest(r))
@@ -198,14 +198,28 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+type routeKey struct{}
+
+// routed notes the route pattern the mux picks where logged can read it: the middleware in
+// between hands the mux copies of the request.
+func routed(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := r.Context().Value(routeKey{}).(*string); ok {
+			_, *p = mux.Handler(r)
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
 // logged logs each request by its route pattern, never its path: /invite/<token> is logged
 // as "GET /invite/{token}".
 func (s *Server) logged(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(sw, r)
-		s.cfg.Log.V(1).Info("request", "method", r.Method, "route", r.Pattern, "status", sw.status, "duration", time.Since(start).String())
+		route := new(string)
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), routeKey{}, route)))
+		s.cfg.Log.V(1).Info("request", "route", *route, "status", sw.status, "duration", time.Since(start).String())
 	})
 }
 
