@@ -125,6 +125,7 @@ func TestInvitedByEmail(t *testing.T) {
 			t.Errorf("sign-out answered %d", resp)
 		}
 		expectPage(t, ctx, "Signed out")
+		shot(t, ctx, "signed-out")
 		open(t, ctx, e2e.url+"/signin")
 		fill(t, ctx, map[string]string{"login": "robert@partner.example", "password": testPassword})
 		submit(t, ctx, "signin")
