@@ -55,8 +55,8 @@ var (
 	// portalClient writes as the portal and reads from the manager's cache, with its
 	// indexes, as the portal reads from its own.
 	portalClient client.Client
-	stopManager context.CancelFunc
-	managerDone chan struct{}
+	stopManager  context.CancelFunc
+	managerDone  chan struct{}
 )
 
 func TestControllers(t *testing.T) {
