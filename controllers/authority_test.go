@@ -325,6 +325,36 @@ var _ = Describe("Authority that cannot be forged", func() {
 		Expect(notifier.to("mallory@attack.example")).To(BeEmpty())
 	})
 
+	It("the portal: it signs people up and changes their own fields, nothing else", func(ctx context.Context) {
+		portal := k8sClientAs(portalConfig())
+		m := get(ctx, malloryUser)
+		By("it changes a signed-up person's name, email and phone")
+		Expect(setSpec(ctx, portal, m, `{"displayName":"Mallory M.","phone":"+4915100000099"}`)).To(Succeed())
+		By("but never a role, an approval, an access or work details")
+		forbidden(setSpec(ctx, portal, get(ctx, malloryUser), `{"role":"SuperAdmin"}`), "the portal may not change spec.role")
+		forbidden(setSpec(ctx, portal, get(ctx, malloryUser), `{"approval":"Approved"}`), "the portal may not change spec.approval")
+		forbidden(setSpec(ctx, portal, get(ctx, malloryUser), `{"department":"Board"}`), "the portal may not change spec.work details")
+		By("nor a status beyond the last sign-in")
+		forbidden(portal.Status().Patch(ctx, get(ctx, malloryUser), client.RawPatch("application/merge-patch+json",
+			[]byte(`{"status":{"phase":"Rejected","requiresApproval":true}}`))), "the portal may not write a member's status beyond lastLoginAt")
+		Expect(portal.Status().Patch(ctx, get(ctx, malloryUser), client.RawPatch("application/merge-patch+json",
+			[]byte(`{"status":{"lastLoginAt":"2026-01-02T03:04:05Z"}}`)))).To(Succeed())
+		By("it creates only undecided ordinary members of the public link and door number")
+		forbidden(portal.Create(ctx, &rosterv1.Member{ObjectMeta: metav1.ObjectMeta{Name: "boss", Namespace: ns},
+			Spec: rosterv1.MemberSpec{OrganizationRef: rosterv1.OrganizationReference{Name: "acme"}, Username: "boss", Role: rosterv1.RoleAdmin,
+				Provenance: rosterv1.MemberProvenance{JoinMethod: rosterv1.JoinMethodPublicLink}}}), "the portal may not give a joiner a role")
+		forbidden(portal.Create(ctx, &rosterv1.Member{ObjectMeta: metav1.ObjectMeta{Name: "direct", Namespace: ns},
+			Spec: rosterv1.MemberSpec{OrganizationRef: rosterv1.OrganizationReference{Name: "acme"}, Username: "direct"}}),
+			"the portal may not create a member other than by the public link or door number")
+		By("it does not touch invitations or delete anyone")
+		forbidden(portal.Create(ctx, invitation(ns, "from-portal", rosterv1.InvitationMethodEmail, rosterv1.Invitee{Email: "p@attack.example"})),
+			"is not an active member of Organization acme")
+		forbidden(portal.Delete(ctx, get(ctx, malloryUser)), "only admins of Organization acme delete members")
+		By("and the manager no longer changes a signed-up person's own fields")
+		forbidden(setSpec(ctx, k8sClientAs(managerCfg), get(ctx, malloryUser), `{"email":"evil@attack.example"}`),
+			"they change them on the portal's profile page")
+	})
+
 	It("link tokens: only the Secret the invitation names opens it", func(ctx context.Context) {
 		inv := invite(ctx, adminClient, invitation(ns, "target", rosterv1.InvitationMethodEmail, rosterv1.Invitee{Email: "target@attack.example"}),
 			rosterv1.InvitationSent)

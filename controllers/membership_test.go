@@ -104,10 +104,10 @@ func member(ctx context.Context, ns, name, email string, role rosterv1.Role, mut
 	return m
 }
 
-// acceptor acts as the sign-up pages do: the manager's identity, its cache, and reads past
-// the cache for claims.
+// acceptor acts as the portal does: the portal's identity, a cache, and reads past the
+// cache for claims.
 func acceptor() *membership.Acceptor {
-	return &membership.Acceptor{Client: mgrClient, APIReader: k8sClientAs(managerCfg), Clock: fakeClock}
+	return &membership.Acceptor{Client: portalClient, APIReader: k8sClientAs(portalConfig()), Clock: fakeClock}
 }
 
 // accept signs up through the link of the newest message to addr.
@@ -516,7 +516,9 @@ var _ = Describe("Members", func() {
 		Expect(setSpec(ctx, adminClient, m, `{"email":"other@f11.example"}`)).To(MatchError(ContainSubstring(
 			`email belong to ivy, who signed up as "ivy"; only they can change them (admins edit department, position, workNumber and location)`)))
 		Expect(setSpec(ctx, asUser("ivy"), m, `{"email":"ivy.new@f11.example","displayName":"Ivy N."}`)).To(Succeed())
-		Expect(setSpec(ctx, k8sClientAs(managerCfg), m, `{"phone":"+4915100000011"}`)).To(Succeed(), "the sign-up pages act for the person")
+		Expect(setSpec(ctx, k8sClientAs(portalConfig()), m, `{"phone":"+4915100000011"}`)).To(Succeed(), "the portal acts for the person")
+		Expect(setSpec(ctx, k8sClientAs(managerCfg), m, `{"phone":"+4915100000012"}`)).To(MatchError(ContainSubstring(
+			"they change them on the portal's profile page")), "the manager never acts for the person")
 		Expect(k8sClient.Get(ctx, key(ns, "ivy"), m)).To(Succeed())
 		Expect(m.Spec.Email).To(Equal("ivy.new@f11.example"))
 		Expect(m.Spec.Department).To(Equal("Legal"))

@@ -2,14 +2,10 @@ package controllers
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,66 +26,10 @@ const (
 // (they carry a generation or counter), so a pruned key is never asked for again.
 const maxDeliveries = 16
 
-// notificationSettings resolves an organization's channels from its Secrets and template
-// ConfigMap. Only Secrets labelled as Roster's are visible to the manager.
+// notificationSettings resolves an organization's channels; the portal reads them the same
+// way, through notify.ForOrganization.
 func notificationSettings(ctx context.Context, c client.Reader, org *rosterv1.Organization) (notify.Settings, error) {
-	s := notify.Settings{Organization: org.Namespace + "/" + org.Name}
-	n := org.Spec.Notifications
-	// parse reads the named Secret and hands its data to a channel's parser.
-	parse := func(name string, parser func(map[string][]byte) error) error {
-		sec := &corev1.Secret{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: org.Namespace, Name: name}, sec); err != nil {
-			if client.IgnoreNotFound(err) == nil {
-				return fmt.Errorf("Secret %q not found; it must exist in namespace %s with the label app.kubernetes.io/part-of=roster", name, org.Namespace)
-			}
-			return err
-		}
-		if err := parser(sec.Data); err != nil {
-			return fmt.Errorf("Secret %q: %w", name, err)
-		}
-		return nil
-	}
-	limit := func(ch notify.Channel, perSecond *int32) {
-		if perSecond != nil && *perSecond > 0 {
-			if s.Limits == nil {
-				s.Limits = map[notify.Channel]notify.Limit{}
-			}
-			s.Limits[ch] = notify.Limit{Rate: rate.Limit(*perSecond), Burst: 2 * int(*perSecond)}
-		}
-	}
-	var err error
-	if n.Email != nil {
-		limit(notify.ChannelEmail, n.Email.MaxPerSecond)
-		err = errors.Join(err, parse(n.Email.SMTPSecretRef.Name, func(d map[string][]byte) (e error) {
-			s.Email, e = notify.EmailSettingsFromSecret(d, n.Email.From)
-			return e
-		}))
-	}
-	if n.SMS != nil {
-		limit(notify.ChannelSMS, n.SMS.MaxPerSecond)
-		err = errors.Join(err, parse(n.SMS.SecretRef.Name, func(d map[string][]byte) (e error) {
-			s.SMS, e = notify.SMSSettingsFromSecret(d)
-			return e
-		}))
-	}
-	if n.Webhook != nil {
-		limit(notify.ChannelWebhook, n.Webhook.MaxPerSecond)
-		err = errors.Join(err, parse(n.Webhook.SecretRef.Name, func(d map[string][]byte) (e error) {
-			s.Webhook, e = notify.WebhookSettingsFromSecret(d)
-			return e
-		}))
-	}
-	if err != nil {
-		return s, err
-	}
-	if n.TemplatesRef != nil {
-		cm := &corev1.ConfigMap{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: org.Namespace, Name: n.TemplatesRef.Name}, cm); err != nil {
-			return s, fmt.Errorf("templates ConfigMap %q: %w", n.TemplatesRef.Name, err)
-		}
-		s.Templates = cm.Data
-	}
-	return s, nil
+	return notify.ForOrganization(ctx, c, org)
 }
 
 // Notifications is what a reconciler that sends notifications needs.

@@ -41,6 +41,7 @@ import (
 
 const (
 	managerUser = "roster-manager"
+	portalUser  = "roster-portal"
 	adminUser   = "alice@acme.example"
 	timeout     = 20 * time.Second
 	interval    = 50 * time.Millisecond
@@ -53,9 +54,12 @@ var (
 	adminClient client.Client // alice, a Super Admin of every organization the tests make
 	notifier    = &recordingNotifier{real: notify.NewDispatcher(notify.DispatcherOptions{Allow: notify.LoopbackOnly})}
 	fakeClock   = clocktesting.NewFakeClock(time.Now())
-	mgrClient   client.Client // the manager's cached client, as the sign-up pages use it
-	stopManager context.CancelFunc
-	managerDone chan struct{}
+	mgrClient   client.Client // the manager's cached client
+	// portalClient writes as the portal and reads from the manager's cache, with its
+	// indexes, as the portal reads from its own.
+	portalClient client.Client
+	stopManager  context.CancelFunc
+	managerDone  chan struct{}
 )
 
 func TestControllers(t *testing.T) {
@@ -172,11 +176,14 @@ func startManager() {
 		Notifier:     notifier,
 		PortalURL:    "https://join.test",
 		TrustedUsers: []string{managerUser},
+		PortalUsers:  []string{portalUser},
 		RetryBackoff: func(int) time.Duration { return 200 * time.Millisecond },
 		Webhooks:     true,
 	})).To(Succeed())
 	stopManager = cancel
 	mgrClient = mgr.GetClient()
+	portalClient, err = client.New(portalConfig(), client.Options{Scheme: operator.NewScheme(), Cache: &client.CacheOptions{Reader: mgr.GetCache()}})
+	Expect(err).NotTo(HaveOccurred())
 	managerDone = make(chan struct{})
 	go func() {
 		defer GinkgoRecover()
@@ -206,6 +213,13 @@ func restartManager() {
 	stopManager()
 	<-managerDone
 	startManager()
+}
+
+// portalConfig acts as the portal's identity.
+func portalConfig() *rest.Config {
+	cfg := rest.CopyConfig(testEnv.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: portalUser, Groups: []string{"system:masters"}}
+	return cfg
 }
 
 // asUser is a client that acts as the named user.

@@ -1,11 +1,10 @@
-// Command manager runs Roster's controllers, admission webhooks and invitation pages.
+// Command manager runs Roster's controllers and admission webhooks; cmd/portal serves the
+// pages invitation links open.
 package main
 
 import (
 	"flag"
-	"net/netip"
 	"os"
-	"strings"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -25,9 +24,10 @@ func main() {
 		webhooks       bool
 		portalURL      string
 		trustedUser    string
+		portalUser     string
 		workers        int
 		passTimeout    time.Duration
-		allow          []netip.Prefix
+		allow          notify.AllowList
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443",
 		"Address the metrics endpoint binds to, served over HTTPS to scrapers the API server says may get /metrics; 0 disables it.")
@@ -36,21 +36,12 @@ func main() {
 	flag.BoolVar(&webhooks, "webhooks", true, "Serve the admission webhooks (needs a serving certificate in the webhook server's cert dir).")
 	flag.StringVar(&portalURL, "portal-url", "", "Base address of the invitation pages, for organizations that set no spec.portalURL.")
 	flag.StringVar(&trustedUser, "trusted-user", "system:serviceaccount:roster-system:roster-manager",
-		"The manager's own identity; the sign-up pages change a person's details as it.")
+		"The manager's own identity, whose controllers' writes the webhooks admit.")
+	flag.StringVar(&portalUser, "portal-user", "system:serviceaccount:roster-system:roster-portal",
+		"The portal's identity (cmd/portal): it signs people up and changes their own name, email and phone.")
 	flag.IntVar(&workers, "workers", operator.DefaultWorkers, "How many objects of each kind are reconciled at once.")
 	flag.DurationVar(&passTimeout, "reconcile-timeout", operator.DefaultPassTimeout, "The longest one reconcile pass may take, sends included.")
-	flag.Func("notify-allow-cidr", "An address range notification channels may reach although it is internal "+
-		"(loopback, link-local, private), such as a mail relay on the office network; repeat or separate with commas. None by default.",
-		func(v string) error {
-			for _, part := range strings.Split(v, ",") {
-				p, err := netip.ParsePrefix(strings.TrimSpace(part))
-				if err != nil {
-					return err
-				}
-				allow = append(allow, p)
-			}
-			return nil
-		})
+	flag.Var(&allow, "notify-allow-cidr", notify.AllowListUsage)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -73,6 +64,7 @@ func main() {
 		Notifier:     notify.NewDispatcher(notify.DispatcherOptions{Logger: ctrl.Log.WithName("notify"), Allow: allow}),
 		PortalURL:    portalURL,
 		TrustedUsers: []string{trustedUser},
+		PortalUsers:  []string{portalUser},
 		Webhooks:     webhooks,
 	}); err != nil {
 		log.Error(err, "unable to set up the controllers")

@@ -1,16 +1,20 @@
 // Command demo runs Roster on a laptop: a local kube-apiserver and etcd (the same binaries
-// the tests use), Roster's CRDs and webhooks, the manager, a loopback SMTP server that
-// prints every mail it receives, and config/samples applied as the organization's admin.
-// `make demo` runs it; it prints how to point kubectl at the control plane.
+// the tests use), Roster's CRDs and webhooks, the manager, the portal (under the RBAC of
+// config/portal), a loopback SMTP server that prints every mail it receives, and
+// config/samples applied as the organization's admin. `make demo` runs it; it prints how to
+// point kubectl at the control plane and a link to open in a browser.
 package main
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -34,15 +38,23 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/controllers"
 	"github.com/roster-dev/roster/internal/notify"
 	"github.com/roster-dev/roster/internal/notify/mailsink"
 	"github.com/roster-dev/roster/internal/operator"
+	"github.com/roster-dev/roster/internal/portal"
 	"github.com/roster-dev/roster/internal/testenv"
 )
 
 const (
 	namespace   = "demo"
 	managerUser = "roster-manager"
+	// portalUser is the portal's identity, bound to config/portal's roles.
+	portalUser = "system:serviceaccount:roster-system:roster-portal"
+	portalNS   = "roster-system"
+	portalAddr = "127.0.0.1:8090"
+	portalURL  = "http://" + portalAddr
 	// The samples' Organization names this user as admin; the samples are applied as them.
 	adminUser = "alice@acme.example"
 )
@@ -97,8 +109,9 @@ func run(root string) error {
 	}
 	if err := operator.Setup(ctx, mgr, operator.Options{
 		Notifier:     notify.NewDispatcher(notify.DispatcherOptions{Logger: ctrl.Log.WithName("notify"), Allow: notify.LoopbackOnly}),
-		PortalURL:    "http://127.0.0.1:8090",
+		PortalURL:    portalURL,
 		TrustedUsers: []string{managerUser},
+		PortalUsers:  []string{portalUser},
 		Webhooks:     true,
 	}); err != nil {
 		return err
@@ -107,6 +120,10 @@ func run(root string) error {
 	go func() { mgrErr <- mgr.Start(ctx) }()
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
 		return errors.New("the manager's cache did not sync")
+	}
+
+	if err := startPortal(ctx, env, cfg); err != nil {
+		return fmt.Errorf("portal: %w", err)
 	}
 
 	admin := rest.CopyConfig(cfg)
@@ -119,18 +136,22 @@ func run(root string) error {
 		return err
 	}
 
+	door, publicLink := publicWays(ctx, c)
 	fmt.Printf(`
 Roster is running against a local control plane, with config/samples applied in namespace %q
 as %s, an admin of the sample organization. Mails arrive at a loopback SMTP server
-(%s) and are printed here.
+(%s) and are printed here; their links open the portal's pages.
 
   export KUBECONFIG=%s
   kubectl get roster -n %s
   kubectl describe inv bob -n %s
   kubectl patch inv bob -n %s --type=merge -p '{"spec":{"resendRequests":1}}'
 
-Ctrl-C stops everything.
-`, namespace, adminUser, sink.Addr(), kubeconfig, namespace, namespace, namespace)
+Ctrl-C stops everything. Open the portal in a browser on this machine: the door number is %s,
+and the organization's public link (with its QR code) is
+
+  %s
+`, namespace, adminUser, sink.Addr(), kubeconfig, namespace, namespace, namespace, door, publicLink)
 
 	select {
 	case <-ctx.Done():
@@ -182,6 +203,9 @@ func applySamples(ctx context.Context, c client.Client, dir string, sink *mailsi
 				continue
 			}
 			u.SetNamespace(namespace)
+			if u.GetKind() == "Organization" {
+				_ = unstructured.SetNestedField(u.Object, portalURL, "spec", "portalURL")
+			}
 			if u.GetKind() == "Secret" && u.GetName() == "acme-smtp" {
 				_ = unstructured.SetNestedStringMap(u.Object, map[string]string{
 					"host": sink.Host(), "port": strconv.Itoa(sink.Port()), "tls": "none",
@@ -219,4 +243,86 @@ func printMail(m mailsink.Mail) {
 	for _, l := range m.Links() {
 		fmt.Printf("    link: %s\n", l)
 	}
+}
+
+// startPortal runs the portal on portalAddr as its own identity, with config/portal's RBAC.
+func startPortal(ctx context.Context, env *envtest.Environment, cfg *rest.Config) error {
+	admin, err := client.New(cfg, client.Options{Scheme: operator.NewScheme()})
+	if err != nil {
+		return err
+	}
+	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: portalNS}}); client.IgnoreAlreadyExists(err) != nil {
+		return err
+	}
+	data, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "portal", "rbac.yaml"))
+	if err != nil {
+		return err
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return err
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		if strings.HasSuffix(u.GetKind(), "Binding") {
+			_ = unstructured.SetNestedSlice(u.Object, []any{map[string]any{"kind": "User", "name": portalUser, "apiGroup": "rbac.authorization.k8s.io"}}, "subjects")
+		}
+		if err := admin.Create(ctx, u); client.IgnoreAlreadyExists(err) != nil {
+			return err
+		}
+	}
+	user, err := env.AddUser(envtest.User{Name: portalUser}, cfg)
+	if err != nil {
+		return err
+	}
+	pm, err := operator.NewManager(user.Config(), manager.Options{Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		return err
+	}
+	if err := controllers.SetupIndexes(ctx, pm.GetFieldIndexer()); err != nil {
+		return err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	srv, err := portal.New(portal.Config{Client: pm.GetClient(), APIReader: pm.GetAPIReader(),
+		Notifier:  notify.NewDispatcher(notify.DispatcherOptions{Logger: ctrl.Log.WithName("notify"), Allow: notify.LoopbackOnly}),
+		Namespace: portalNS, Key: key, Secure: false, Log: ctrl.Log.WithName("portal")})
+	if err != nil {
+		return err
+	}
+	go func() { _ = pm.Start(ctx) }()
+	if !pm.GetCache().WaitForCacheSync(ctx) {
+		return errors.New("the portal's cache did not sync")
+	}
+	ln, err := net.Listen("tcp", portalAddr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	go func() { <-ctx.Done(); _ = hs.Close() }()
+	return nil
+}
+
+// publicWays waits for the sample organization's door number and public link.
+func publicWays(ctx context.Context, c client.Client) (door, link string) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		org := &rosterv1.Organization{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "acme"}, org); err == nil && org.Status.PublicLinkSecretRef != nil {
+			sec := &corev1.Secret{}
+			if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: org.Status.PublicLinkSecretRef.Name}, sec); err == nil && len(sec.Data["link"]) > 0 {
+				return org.Status.DoorNumber, string(sec.Data["link"])
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return "(not assigned yet)", portalURL + "/"
 }

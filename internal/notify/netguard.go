@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -92,4 +93,33 @@ func loopbackHost(host string) bool {
 // ranges as the manager's --notify-allow-cidr does.
 func CheckAddress(ip netip.Addr, allow []netip.Prefix) error {
 	return addressGuard{allow: allow}.check(ip)
+}
+
+// AllowList is the --notify-allow-cidr flag of the binaries that send notifications: ranges
+// channels may reach although they are internal, repeated or separated by commas.
+type AllowList []netip.Prefix
+
+// AllowListUsage is the flag's help text.
+const AllowListUsage = "An address range notification channels may reach although it is internal " +
+	"(loopback, link-local, private), such as a mail relay on the office network; repeat or separate with commas. None by default."
+
+// String implements flag.Value.
+func (a *AllowList) String() string {
+	parts := make([]string, len(*a))
+	for i, p := range *a {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// Set implements flag.Value.
+func (a *AllowList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(part))
+		if err != nil {
+			return err
+		}
+		*a = append(*a, p)
+	}
+	return nil
 }

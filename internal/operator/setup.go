@@ -24,9 +24,12 @@ type Options struct {
 	Notifier notify.Notifier
 	// PortalURL is where links point when an Organization sets no spec.portalURL.
 	PortalURL string
-	// TrustedUsers may change a signed-up member's personal fields on their behalf: the
-	// manager's own identity, which the sign-up pages act as.
+	// TrustedUsers are the manager's own identities, whose controllers' writes the webhooks
+	// admit.
 	TrustedUsers []string
+	// PortalUsers are the portal's identities: they sign people up and change a person's
+	// own name, email and phone on their behalf, and nothing else.
+	PortalUsers []string
 	// RetryBackoff is the wait before retrying a failed delivery; notify.Backoff when nil.
 	// Tests shorten it.
 	RetryBackoff func(attempt int) time.Duration
@@ -63,7 +66,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		}
 	}
 	if opts.Webhooks {
-		if err := webhookv1alpha1.Setup(mgr, webhookv1alpha1.Options{TrustedUsers: opts.TrustedUsers, Now: opts.Clock.Now}); err != nil {
+		if err := webhookv1alpha1.Setup(mgr, webhookv1alpha1.Options{TrustedUsers: opts.TrustedUsers, PortalUsers: opts.PortalUsers, Now: opts.Clock.Now}); err != nil {
 			return fmt.Errorf("webhooks: %w", err)
 		}
 	}

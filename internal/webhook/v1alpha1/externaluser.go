@@ -38,6 +38,13 @@ func (v *externalUserValidator) ValidateCreate(ctx context.Context, x *rosterv1.
 	if r.Trusted {
 		return nil, nil
 	}
+	if r.Portal {
+		a, err := v.authority(ctx, r, x.Namespace, x.Spec.OrganizationRef.Name)
+		if err != nil {
+			return nil, err
+		}
+		return nil, v.portalExternalUserCreate(x, a.Organization)
+	}
 	if _, ok := x.Labels[rosterv1.LabelSeat]; ok {
 		return nil, v.seatLabelRefused(x)
 	}
@@ -77,6 +84,12 @@ func (v *externalUserValidator) ValidateCreate(ctx context.Context, x *rosterv1.
 
 // ValidateUpdate lets admins change external users; status and the seat are Roster's.
 func (v *externalUserValidator) ValidateUpdate(ctx context.Context, old, x *rosterv1.ExternalUser) (admission.Warnings, error) {
+	if r, err := v.request(ctx); err != nil || r.Portal {
+		if err != nil {
+			return nil, err
+		}
+		return nil, portalExternalUserUpdate(r, old, x)
+	}
 	r, decided, err := v.update(ctx, externalUserGR, x.Name,
 		"only Roster writes an external user's status: it follows from the spec (access, approval) that admins set and from the portal")
 	if decided {

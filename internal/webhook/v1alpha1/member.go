@@ -34,6 +34,12 @@ func (d *memberDefaulter) Default(ctx context.Context, m *rosterv1.Member) error
 		if r.Trusted {
 			return nil
 		}
+		if r.Portal {
+			// The portal says only how the person came (public link or door number, which
+			// the validator checks); nobody invited or decided on them.
+			m.Spec.Provenance = rosterv1.MemberProvenance{JoinMethod: m.Spec.Provenance.JoinMethod}
+			return nil
+		}
 		a, err := d.authority(ctx, r, m.Namespace, m.Spec.OrganizationRef.Name)
 		if err != nil {
 			return err
@@ -73,6 +79,12 @@ func (v *memberValidator) ValidateCreate(ctx context.Context, m *rosterv1.Member
 	}
 	if r.Trusted {
 		return nil, nil
+	}
+	if r.Portal {
+		if err := v.portalMemberCreate(m); err != nil {
+			return nil, err
+		}
+		return nil, v.usernameFree(ctx, m)
 	}
 	org := m.Spec.OrganizationRef.Name
 	a, err := v.authority(ctx, r, m.Namespace, org)
@@ -120,6 +132,18 @@ func (v *memberValidator) usernameFree(ctx context.Context, m *rosterv1.Member) 
 }
 
 func (v *memberValidator) ValidateUpdate(ctx context.Context, old, m *rosterv1.Member) (admission.Warnings, error) {
+	r, err := v.request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.Portal {
+		return nil, portalMemberUpdate(r, old, m)
+	}
+	if r.Trusted && r.SubResource == "" {
+		if err := managerMayNot(old, m); err != nil {
+			return nil, err
+		}
+	}
 	r, decided, err := v.update(ctx, memberGR, m.Name,
 		"only Roster writes a member's status: it follows from the spec (approval, access) that admins set")
 	if decided {

@@ -27,10 +27,17 @@ import (
 
 // Options configure the admission webhooks.
 type Options struct {
-	// TrustedUsers are Roster's own identities: the manager, whose controllers create the
-	// Members of invitations, and the sign-up pages, which act for a verified person. They
-	// alone set a sign-up (spec.username), write status, and record how a Member came.
+	// TrustedUsers are the manager's identities: its controllers create the Members of
+	// invitations, write status and record how a Member came. They do not sign anyone up
+	// nor change a signed-up person's name, email or phone: that is the portal's.
 	TrustedUsers []string
+	// PortalUsers are the portal's identities, which act for a person who proved who they
+	// are (a link, a code, a password). The portal faces the internet, so it may do only
+	// what the pages need: sign a person up (spec.username), create the Members of the
+	// public link and door number, create self-registered external users, change a
+	// person's own name, email and phone, and write the few status fields it owns (sign-up
+	// and sign-in times, a verified email).
+	PortalUsers []string
 	// Now is the webhooks' clock, for the invitation quota; time.Now when nil.
 	Now func() time.Time
 }
@@ -43,6 +50,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	g := &gate{
 		reader:  mgr.GetClient(),
 		trusted: opts.TrustedUsers,
+		portal:  opts.PortalUsers,
 		claims:  membership.Claims{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
 		ledger:  membership.Ledger{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
 		now:     opts.Now,
@@ -80,6 +88,7 @@ type gate struct {
 	// reader is the manager's cache, with the field indexes.
 	reader  client.Reader
 	trusted []string
+	portal  []string
 	claims  membership.Claims
 	ledger  membership.Ledger
 	now     func() time.Time
@@ -91,8 +100,11 @@ type request struct {
 	admission.Request
 	// User is the requester's Kubernetes username.
 	User string
-	// Trusted is true for Roster's own identities.
+	// Trusted is true for the manager's identities.
 	Trusted bool
+	// Portal is true for the portal's identities. It is never Trusted: each kind that lets
+	// the portal write says exactly what, and for the rest the portal is anyone.
+	Portal bool
 	// System is true for the cluster's own controllers (garbage collector, namespace
 	// deletion), which clean up what their owners' deletion left.
 	System bool
@@ -108,13 +120,16 @@ func (g *gate) request(ctx context.Context) (request, error) {
 		Request: req,
 		User:    u,
 		Trusted: slices.Contains(g.trusted, u),
+		Portal:  slices.Contains(g.portal, u) && !slices.Contains(g.trusted, u),
 		System:  strings.HasPrefix(u, "system:serviceaccount:kube-system:") || u == "system:kube-controller-manager",
 	}, nil
 }
 
-// update settles what every update webhook decides first: Roster's own identities may
-// change anything, and only they write status (statusRefusal says so, and what to do
-// instead). decided is true when that settles the request, refused or not.
+// update settles what every update webhook decides first: the manager may change anything
+// (Members keep a signed-up person's own fields from it, see memberValidator), and only it
+// writes status (statusRefusal says so, and what to do instead); the portal writes only
+// what the Member and ExternalUser webhooks let it, before they call update. decided is
+// true when that settles the request, refused or not.
 func (g *gate) update(ctx context.Context, gr schema.GroupResource, name, statusRefusal string) (r request, decided bool, err error) {
 	r, err = g.request(ctx)
 	switch {
