@@ -7,7 +7,6 @@ Licensed under the Apache License, Version 2.0.
 package notify
 
 import (
-	"bytes"
 	"embed"
 	"errors"
 	"fmt"
@@ -180,13 +179,20 @@ func renderPart(overrides map[string]string, msg Message, p Part) (string, error
 	if err != nil {
 		return "", err
 	}
-	var buf bytes.Buffer
+	var buf cappedBuffer
 	if p != PartHTML {
 		t, err := texttemplate.New(file).Option("missingkey=zero").Funcs(textFuncs).Parse(src)
 		if err != nil {
 			return "", templateError(file, err)
 		}
-		if err := t.Execute(&buf, templateData(msg, t.Templates())); err != nil {
+		var trees []*parse.Tree
+		for _, tt := range t.Templates() {
+			trees = append(trees, tt.Tree)
+		}
+		if err := checkBounded(trees); err != nil {
+			return "", templateError(file, err)
+		}
+		if err := t.Execute(&buf, templateDataTrees(msg, trees)); err != nil {
 			return "", templateError(file, err)
 		}
 		return buf.String(), nil
@@ -205,6 +211,9 @@ func renderPart(overrides map[string]string, msg Message, p Part) (string, error
 	var trees []*parse.Tree
 	for _, tt := range t.Templates() {
 		trees = append(trees, tt.Tree)
+	}
+	if err := checkBounded(trees); err != nil {
+		return "", templateError(file, err)
 	}
 	if err := t.Execute(&buf, templateDataTrees(msg, trees)); err != nil {
 		return "", templateError(file, err)
@@ -251,11 +260,25 @@ func ValidateTemplates(overrides map[string]string) error {
 			errs = append(errs, fmt.Sprintf("unknown template file %q", file))
 			continue
 		}
+		var trees []*parse.Tree
 		var err error
 		if strings.HasSuffix(file, ".html.tmpl") {
-			_, err = htmltemplate.New(file).Funcs(htmlFuncs).Parse(src)
+			var t *htmltemplate.Template
+			if t, err = htmltemplate.New(file).Funcs(htmlFuncs).Parse(src); err == nil {
+				for _, tt := range t.Templates() {
+					trees = append(trees, tt.Tree)
+				}
+			}
 		} else {
-			_, err = texttemplate.New(file).Funcs(textFuncs).Parse(src)
+			var t *texttemplate.Template
+			if t, err = texttemplate.New(file).Funcs(textFuncs).Parse(src); err == nil {
+				for _, tt := range t.Templates() {
+					trees = append(trees, tt.Tree)
+				}
+			}
+		}
+		if err == nil {
+			err = checkBounded(trees)
 		}
 		if err != nil {
 			errs = append(errs, templateError(file, err).Error())
@@ -280,15 +303,6 @@ func knownFile(file string) bool {
 		}
 	}
 	return false
-}
-
-// templateData builds the data for text templates.
-func templateData(msg Message, ts []*texttemplate.Template) map[string]any {
-	trees := make([]*parse.Tree, 0, len(ts))
-	for _, t := range ts {
-		trees = append(trees, t.Tree)
-	}
-	return templateDataTrees(msg, trees)
 }
 
 // templateDataTrees copies msg.Data, adds Recipient, and sets every field
