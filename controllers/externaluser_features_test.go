@@ -46,7 +46,10 @@ var _ = Describe("External user features", func() {
 		}
 		waitXU(ctx, ns, "ria-shop", rosterv1.ExternalUserActive)
 		x := waitXU(ctx, ns, "ria-partners", rosterv1.ExternalUserPendingApproval)
-		Expect(meta.FindStatusCondition(x.Status.Conditions, rosterv1.ConditionReady).Message).To(ContainSubstring(`"approval":"Approved"`))
+		Eventually(func(g Gomega) { // once the messages under way are out, the summary says what to do
+			g.Expect(k8sClient.Get(ctx, key(ns, "ria-partners"), x)).To(Succeed())
+			g.Expect(meta.FindStatusCondition(x.Status.Conditions, rosterv1.ConditionReady).Message).To(ContainSubstring(`"approval":"Approved"`))
+		}, timeout, interval).Should(Succeed())
 		Expect(x.Status.RegisteredAt).NotTo(BeNil())
 		By("an admin approving the one that waits")
 		Expect(setSpec(ctx, adminClient, x, `{"approval":"Approved"}`)).To(Succeed())

@@ -49,6 +49,11 @@ var _ = Describe("Sending", func() {
 		newOrganization(ctx, a, func(o *rosterv1.Organization) {
 			o.Spec.Notifications.Email = &rosterv1.EmailNotifications{SMTPSecretRef: rosterv1.LocalObjectReference{Name: "smtp"}, From: "A <a@a.example>"}
 		})
+		// Organization A goes with its invitations afterwards, so they do not retry for the
+		// rest of the suite.
+		DeferCleanup(func(ctx context.Context) {
+			Expect(adminClient.Delete(ctx, &rosterv1.Organization{ObjectMeta: metav1.ObjectMeta{Name: "acme", Namespace: a}})).To(Succeed())
+		})
 		for i := range 8 {
 			Expect(adminClient.Create(ctx, invitation(a, fmt.Sprintf("stuck-%d", i), rosterv1.InvitationMethodEmail,
 				rosterv1.Invitee{Email: fmt.Sprintf("stuck-%d@a.example", i)}))).To(Succeed())
