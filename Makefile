@@ -20,12 +20,28 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from the markers in api/ 
 	$(CONTROLLER_GEN) rbac:roleName=roster-manager crd webhook paths="./..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac \
 		output:webhook:artifacts:config=config/webhook
+	@$(MAKE) -s chart-files
+
+# The Helm chart reads these from its own directory (Helm cannot reach outside the chart);
+# they are copies of config/, kept in sync by `make manifests` and checked by `make verify`
+# and by internal/install's test.
+CHART := charts/roster
+
+.PHONY: chart-files
+chart-files: ## Copy the CRDs, generated RBAC and webhooks, alerts and dashboard from config/ into the chart.
+	@rm -f $(CHART)/crds/*.yaml && mkdir -p $(CHART)/crds $(CHART)/files
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+	cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml
+	cp config/webhook/manifests.yaml $(CHART)/files/webhooks.yaml
+	cp config/prometheus/prometheusrule.yaml $(CHART)/files/prometheusrule.yaml
+	cp config/prometheus/dashboard.json $(CHART)/files/dashboard.json
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
 
-GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml config/webhook/manifests.yaml
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml config/webhook/manifests.yaml \
+	$(CHART)/crds $(CHART)/files
 
 .PHONY: verify
 verify: $(CONTROLLER_GEN) ## Fail when the generated files are not what the sources generate.
@@ -74,7 +90,19 @@ fuzz: ## Fuzz the CSV readers for FUZZTIME each; new inputs are kept in internal
 demo: manifests envtest ## Roster on a local control plane with the samples; prints how to use kubectl.
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go run ./hack/demo -root .
 
+##@ Deploy
+
+.PHONY: deploy
+deploy: ## Apply config/default to the current kubectl context (needs cert-manager there).
+	kubectl apply --server-side -k config/default
+
 ##@ Build
+
+IMG ?= ghcr.io/roster-dev/roster:latest
+
+.PHONY: docker-build
+docker-build: ## Build the image IMG with docker; needs a running Docker engine, so it is not part of `make test`.
+	docker build -t $(IMG) .
 
 .PHONY: build
 build: ## Build the manager and the kubectl plugin.

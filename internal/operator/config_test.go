@@ -45,7 +45,7 @@ func TestDeployConfigBuilds(t *testing.T) {
 		}
 	}
 	for kind, want := range map[string]int{"CustomResourceDefinition": 7, "Deployment": 1, "ClusterRole": 5,
-		"ValidatingWebhookConfiguration": 1, "MutatingWebhookConfiguration": 1, "Service": 1, "Certificate": 1} {
+		"ValidatingWebhookConfiguration": 1, "MutatingWebhookConfiguration": 1, "Service": 2, "Certificate": 1} {
 		if kinds[kind] != want {
 			t.Errorf("%d %s, want %d", kinds[kind], kind, want)
 		}
