@@ -26,6 +26,8 @@ import (
 // modules, tells the person about every module they are added to or removed from, expires
 // modules, and cleans up a collaboration that is in no module any more.
 type CollaborationReconciler struct {
+	// Shard is the part of the organizations this manager reconciles; empty for all.
+	Shard Shard
 	client.Client
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
@@ -39,6 +41,9 @@ func (r *CollaborationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	c := &rosterv1.Collaboration{}
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !r.Shard.Has(c) {
+		return ctrl.Result{}, nil // another shard's
 	}
 	if !c.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil

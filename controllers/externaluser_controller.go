@@ -32,6 +32,8 @@ import (
 // messages, labels and groups in step with its spec, its application and the seat the
 // Organization controller's allocator gave it.
 type ExternalUserReconciler struct {
+	// Shard is the part of the organizations this manager reconciles; empty for all.
+	Shard Shard
 	client.Client
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
@@ -47,6 +49,9 @@ func (r *ExternalUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	x := &rosterv1.ExternalUser{}
 	if err := r.Get(ctx, req.NamespacedName, x); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !r.Shard.Has(x) {
+		return ctrl.Result{}, nil // another shard's
 	}
 	if !x.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil

@@ -38,6 +38,8 @@ const (
 // InvitationReconciler turns an Invitation into an Inactivated Member and a single-use link,
 // delivers the link, expires it, resends it on request, and notices the sign-up.
 type InvitationReconciler struct {
+	// Shard is the part of the organizations this manager reconciles; empty for all.
+	Shard Shard
 	client.Client
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
@@ -54,6 +56,9 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	inv := &rosterv1.Invitation{}
 	if err := r.Get(ctx, req.NamespacedName, inv); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !r.Shard.Has(inv) {
+		return ctrl.Result{}, nil // another shard's
 	}
 	if !inv.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.cancel(ctx, inv)
@@ -91,6 +96,9 @@ func (r *InvitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			err := r.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: inv.Spec.OrganizationRef.Name}, org)
 			if client.IgnoreNotFound(err) != nil {
 				return stop(ctrl.Result{}, fmt.Errorf("get organization %s: %w", inv.Spec.OrganizationRef.Name, err))
+			}
+			if err == nil && followShard(inv, org) {
+				return ctrl.Result{}, nil // the Organization's shard takes it from here
 			}
 			f.Org = &invitationOrg{Found: err == nil, Deleting: err == nil && !org.DeletionTimestamp.IsZero(), TTL: org.Spec.InvitationTTL.Duration}
 		case needMember:
@@ -277,6 +285,8 @@ func (r *InvitationReconciler) newMember(inv *rosterv1.Invitation, account *rost
 			Provenance: rosterv1.MemberProvenance{JoinMethod: joinMethod, InvitedBy: inv.Spec.InvitedBy, InviterRole: inv.Spec.InviterRole},
 		},
 	}
+	// Born in the invitation's shard, so no other shard touches it.
+	setLabels(m, map[string]string{rosterv1.LabelShard: inv.Labels[rosterv1.LabelShard]})
 	return m, controllerutil.SetControllerReference(inv, m, r.Scheme())
 }
 

@@ -28,6 +28,8 @@ import (
 // MemberReconciler keeps a Member's phase, the facts behind it, its selection labels and its
 // Ready condition in step with its spec and its Organization's join rules.
 type MemberReconciler struct {
+	// Shard is the part of the organizations this manager reconciles; empty for all.
+	Shard Shard
 	client.Client
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
@@ -42,6 +44,9 @@ func (r *MemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 	m := &rosterv1.Member{}
 	if err := r.Get(ctx, req.NamespacedName, m); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !r.Shard.Has(m) {
+		return ctrl.Result{}, nil // another shard's
 	}
 	if !m.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil

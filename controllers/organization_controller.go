@@ -38,6 +38,8 @@ const LabelOrganization = rosterv1.LabelOrganization
 // OrganizationReconciler gives an organization its door number and public link and keeps
 // the counts in its status: members by phase, seats by application, collaborators.
 type OrganizationReconciler struct {
+	// Shard is the part of the organizations this manager reconciles; empty for all.
+	Shard Shard
 	client.Client
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
@@ -54,6 +56,9 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	org := &rosterv1.Organization{}
 	if err := r.Get(ctx, req.NamespacedName, org); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !r.Shard.Has(org) {
+		return ctrl.Result{}, nil // another shard's
 	}
 	if !org.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(org, rosterv1.Finalizer) {
 		return ctrl.Result{}, nil

@@ -93,6 +93,9 @@ func organization(ctx context.Context, c client.Reader, obj object, name string)
 			fmt.Sprintf("Organization %q does not exist in namespace %s; create it or fix spec.organizationRef", name, obj.GetNamespace()))
 		return nil, nil
 	}
+	if followShard(obj, org) {
+		return nil, nil // the Organization's shard takes it from here
+	}
 	if !org.DeletionTimestamp.IsZero() {
 		// It goes with its Organization, which deletes it in turn; nothing more is sent.
 		conclude(obj, working, false, rosterv1.ReasonOrganizationDeleting,

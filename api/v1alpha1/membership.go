@@ -12,6 +12,12 @@ const (
 	LabelInvitation = "org.roster.dev/invitation"
 	// LabelDepartment mirrors a Member's department, so `kubectl get mem -l` can select it.
 	LabelDepartment = "org.roster.dev/department"
+	// LabelShard names the manager shard that reconciles an Organization. Its invitations,
+	// members, external users and collaborations carry the Organization's value, copied by
+	// Roster; objects without it belong to the default shard.
+	LabelShard = "org.roster.dev/shard"
+	// DefaultShard is the shard of objects without LabelShard.
+	DefaultShard = "default"
 	// LabelPhase mirrors a Member's phase.
 	LabelPhase = "org.roster.dev/phase"
 )

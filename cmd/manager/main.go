@@ -28,6 +28,7 @@ func main() {
 		workers        int
 		passTimeout    time.Duration
 		allow          notify.AllowList
+		shard          string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443",
 		"Address the metrics endpoint binds to, served over HTTPS to scrapers the API server says may get /metrics; 0 disables it.")
@@ -42,6 +43,8 @@ func main() {
 	flag.IntVar(&workers, "workers", operator.DefaultWorkers, "How many objects of each kind are reconciled at once.")
 	flag.DurationVar(&passTimeout, "reconcile-timeout", operator.DefaultPassTimeout, "The longest one reconcile pass may take, sends included.")
 	flag.Var(&allow, "notify-allow-cidr", notify.AllowListUsage)
+	flag.StringVar(&shard, "shard", "", "Reconcile only the Organizations labelled org.roster.dev/shard=NAME and their children, with a leader election of their own; "+
+		"\"default\" also takes the unlabelled ones. Empty reconciles everything.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -52,7 +55,7 @@ func main() {
 		Metrics:                operator.MetricsOptions(metricsAddr),
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElection,
-		LeaderElectionID:       "roster.org.roster.dev",
+		LeaderElectionID:       operator.LeaderElectionID(shard),
 		Controller:             config.Controller{MaxConcurrentReconciles: workers, ReconciliationTimeout: passTimeout},
 	})
 	if err != nil {
@@ -66,6 +69,7 @@ func main() {
 		TrustedUsers: []string{trustedUser},
 		PortalUsers:  []string{portalUser},
 		Webhooks:     webhooks,
+		Shard:        shard,
 	}); err != nil {
 		log.Error(err, "unable to set up the controllers")
 		os.Exit(1)

@@ -8,6 +8,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"time"
 
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -35,6 +36,9 @@ type Options struct {
 	RetryBackoff func(attempt int) time.Duration
 	// Webhooks registers the admission webhooks with the manager's webhook server.
 	Webhooks bool
+	// Shard is the part of the organizations this manager reconciles (their
+	// org.roster.dev/shard label; "default" also takes unlabelled ones); empty for all.
+	Shard string
 }
 
 // Setup registers Roster's indexes, controllers and webhooks with mgr.
@@ -47,17 +51,25 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("indexes: %w", err)
 	}
 	c := mgr.GetClient()
+	shard := controllers.Shard(opts.Shard)
+	// A shard's Events name it, so an admin sees which manager acted.
+	recorder := func(name string) events.EventRecorder {
+		if opts.Shard != "" {
+			name += "-" + opts.Shard
+		}
+		return mgr.GetEventRecorder(name)
+	}
 	notifications := controllers.Notifications{Notifier: opts.Notifier, APIReader: mgr.GetAPIReader(), RetryBackoff: opts.RetryBackoff,
 		Retries: controllers.NewRetryGate()}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
-		&controllers.OrganizationReconciler{Client: c, Recorder: mgr.GetEventRecorder("organization-controller"), Clock: opts.Clock,
+		&controllers.OrganizationReconciler{Client: c, Shard: shard, Recorder: recorder("organization-controller"), Clock: opts.Clock,
 			APIReader: mgr.GetAPIReader(), PortalURL: opts.PortalURL},
-		&controllers.InvitationReconciler{Client: c, Recorder: mgr.GetEventRecorder("invitation-controller"), Clock: opts.Clock,
+		&controllers.InvitationReconciler{Client: c, Shard: shard, Recorder: recorder("invitation-controller"), Clock: opts.Clock,
 			Notifications: notifications, PortalURL: opts.PortalURL},
-		&controllers.MemberReconciler{Client: c, Recorder: mgr.GetEventRecorder("member-controller"), Clock: opts.Clock, Notifications: notifications},
-		&controllers.ExternalUserReconciler{Client: c, Recorder: mgr.GetEventRecorder("externaluser-controller"), Clock: opts.Clock,
+		&controllers.MemberReconciler{Client: c, Shard: shard, Recorder: recorder("member-controller"), Clock: opts.Clock, Notifications: notifications},
+		&controllers.ExternalUserReconciler{Client: c, Shard: shard, Recorder: recorder("externaluser-controller"), Clock: opts.Clock,
 			Notifications: notifications, PortalURL: opts.PortalURL},
-		&controllers.CollaborationReconciler{Client: c, Recorder: mgr.GetEventRecorder("collaboration-controller"), Clock: opts.Clock,
+		&controllers.CollaborationReconciler{Client: c, Shard: shard, Recorder: recorder("collaboration-controller"), Clock: opts.Clock,
 			Notifications: notifications},
 	}
 	for _, r := range reconcilers {
@@ -78,4 +90,13 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 // ClusterRole), since the metrics name organizations and applications.
 func MetricsOptions(addr string) metricsserver.Options {
 	return metricsserver.Options{BindAddress: addr, SecureServing: true, FilterProvider: filters.WithAuthenticationAndAuthorization}
+}
+
+// LeaderElectionID is the lease a manager's replicas elect their leader with: one per shard,
+// so each shard has a leader of its own.
+func LeaderElectionID(shard string) string {
+	if shard == "" {
+		return "roster.org.roster.dev"
+	}
+	return "roster-" + shard + ".org.roster.dev"
 }

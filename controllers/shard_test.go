@@ -1,0 +1,129 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/operator"
+)
+
+// startShard starts a manager for one shard, as a Deployment started with --shard would,
+// and returns how to stop it. Only one of them serves the webhooks, on envtest's port.
+func startShard(shard string, webhooks bool) func() {
+	opts := testEnv.WebhookInstallOptions
+	mopts := manager.Options{
+		Metrics:    metricsserver.Options{BindAddress: "0"},
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	}
+	if webhooks {
+		mopts.WebhookServer = webhook.NewServer(webhook.Options{Host: opts.LocalServingHost, Port: opts.LocalServingPort, CertDir: opts.LocalServingCertDir})
+	}
+	mgr, err := operator.NewManager(managerCfg, mopts)
+	Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithCancel(context.Background())
+	Expect(operator.Setup(ctx, mgr, operator.Options{
+		Clock: fakeClock, Notifier: notifier, PortalURL: "https://join.test", TrustedUsers: []string{managerUser},
+		PortalUsers: []string{portalUser}, Webhooks: webhooks, Shard: shard,
+	})).To(Succeed())
+	done := make(chan struct{})
+	go func() {
+		defer GinkgoRecover()
+		defer close(done)
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+	Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
+	return func() { cancel(); <-done }
+}
+
+var _ = Describe("Shards", Ordered, func() {
+	var stopA, stopDefault func()
+	BeforeAll(func() {
+		stopManager()
+		<-managerDone
+		stopA = startShard("a", true)
+		stopDefault = startShard(rosterv1.DefaultShard, false)
+	})
+	AfterAll(func() {
+		stopA()
+		stopDefault()
+		startManager()
+	})
+
+	It("two managers, one a shard, split 100 organizations and act on no object both", func(ctx context.Context) {
+		ns := newNamespace(ctx)
+		const n = 100
+		shardOf := func(i int) string {
+			if i%2 == 0 {
+				return "a"
+			}
+			return rosterv1.DefaultShard // unlabelled: the default shard's
+		}
+		for i := range n {
+			org := &rosterv1.Organization{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("org-%d", i), Namespace: ns},
+				Spec:       rosterv1.OrganizationSpec{DisplayName: fmt.Sprintf("Org %d", i), Admins: []rosterv1.Subject{{Kind: "User", Name: adminUser}}},
+			}
+			if shardOf(i) == "a" {
+				org.Labels = map[string]string{rosterv1.LabelShard: "a"}
+			}
+			Eventually(func() error { return k8sClient.Create(ctx, org) }, timeout, interval).Should(Succeed())
+		}
+		for i := range n {
+			inv := invitation(ns, fmt.Sprintf("inv-%d", i), rosterv1.InvitationMethodLink, rosterv1.Invitee{Name: "Someone"}, func(inv *rosterv1.Invitation) {
+				inv.Spec.OrganizationRef.Name = fmt.Sprintf("org-%d", i)
+			})
+			Eventually(func() error { return adminClient.Create(ctx, inv) }, timeout, interval).Should(Succeed())
+		}
+
+		By("every invitation sent, its Member made, and the children labelled with their organization's shard")
+		Eventually(func(g Gomega) {
+			invs := &rosterv1.InvitationList{}
+			g.Expect(k8sClient.List(ctx, invs, client.InNamespace(ns))).To(Succeed())
+			g.Expect(invs.Items).To(HaveLen(n))
+			for _, inv := range invs.Items {
+				g.Expect(inv.Status.Phase).To(Equal(rosterv1.InvitationSent), inv.Name)
+			}
+			ms := &rosterv1.MemberList{}
+			g.Expect(k8sClient.List(ctx, ms, client.InNamespace(ns))).To(Succeed())
+			g.Expect(ms.Items).To(HaveLen(n))
+		}, 60*time.Second, 200*time.Millisecond).Should(Succeed())
+		invs := &rosterv1.InvitationList{}
+		Expect(k8sClient.List(ctx, invs, client.InNamespace(ns), client.MatchingLabels{rosterv1.LabelShard: "a"})).To(Succeed())
+		Expect(invs.Items).To(HaveLen(n / 2))
+		ms := &rosterv1.MemberList{}
+		Expect(k8sClient.List(ctx, ms, client.InNamespace(ns), client.MatchingLabels{rosterv1.LabelShard: "a"})).To(Succeed())
+		Expect(ms.Items).To(HaveLen(n/2), "members are born in their invitation's shard")
+
+		By("each object's Events come from its own shard's manager only")
+		list := &eventsv1List{}
+		Expect(k8sClient.List(ctx, &list.EventList, client.InNamespace(ns))).To(Succeed())
+		actedOn := map[string]map[string]bool{} // object -> shards that recorded Events on it
+		for _, e := range list.Items {
+			shard := e.ReportingController[strings.LastIndex(e.ReportingController, "-")+1:]
+			id := e.Regarding.Kind + "/" + e.Regarding.Name
+			if actedOn[id] == nil {
+				actedOn[id] = map[string]bool{}
+			}
+			actedOn[id][shard] = true
+		}
+		Expect(actedOn).NotTo(BeEmpty())
+		for i := range n {
+			for _, id := range []string{fmt.Sprintf("Organization/org-%d", i), fmt.Sprintf("Invitation/inv-%d", i)} {
+				Expect(actedOn[id]).To(Equal(map[string]bool{shardOf(i): true}), "%s", id)
+			}
+		}
+	})
+})
