@@ -74,17 +74,21 @@ bench: envtest ## Run the benchmarks.
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test -run '^$$' -bench . -benchmem ./...
 
 FUZZTIME ?= 30s
-FUZZ_TARGETS := FuzzReadClients FuzzParse
-FUZZ_CORPUS = $$(go env GOCACHE)/fuzz/github.com/roster-dev/roster/internal/bulk
+# package:target pairs; new inputs each finds are kept in the package's testdata/fuzz as
+# regression cases, which plain `go test` then runs.
+FUZZ_TARGETS := internal/bulk:FuzzReadClients internal/bulk:FuzzParse \
+	internal/notify:FuzzRenderHostileNames internal/linktoken:FuzzToken
 
 .PHONY: fuzz
-fuzz: ## Fuzz the CSV readers for FUZZTIME each; new inputs are kept in internal/bulk/testdata/fuzz as regression cases.
-	@for f in $(FUZZ_TARGETS); do \
-		go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./internal/bulk/ || exit 1; \
-		mkdir -p internal/bulk/testdata/fuzz/$$f; \
-		if [ -d "$(FUZZ_CORPUS)/$$f" ]; then cp -n "$(FUZZ_CORPUS)/$$f/"* internal/bulk/testdata/fuzz/$$f/; fi; \
+fuzz: ## Fuzz the CSV readers, message rendering and link tokens for FUZZTIME each, keeping new inputs as regression cases.
+	@for pt in $(FUZZ_TARGETS); do \
+		pkg=$${pt%%:*}; f=$${pt##*:}; \
+		go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./$$pkg/ || exit 1; \
+		corpus="$$(go env GOCACHE)/fuzz/github.com/roster-dev/roster/$$pkg/$$f"; \
+		mkdir -p $$pkg/testdata/fuzz/$$f; \
+		if [ -d "$$corpus" ]; then cp -n "$$corpus/"* $$pkg/testdata/fuzz/$$f/; fi; \
 	done
-	@echo "corpus: $$(ls internal/bulk/testdata/fuzz/* | wc -l) inputs in internal/bulk/testdata/fuzz; commit the new ones"
+	@echo "commit the new inputs under */testdata/fuzz"
 
 .PHONY: demo
 demo: manifests envtest ## Roster on a local control plane with the samples; prints how to use kubectl.

@@ -1,6 +1,9 @@
 package linktoken
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestNewTokensAreUniqueAndMatchTheirHash(t *testing.T) {
 	seen := map[string]bool{}
@@ -29,4 +32,29 @@ func TestNewTokensAreUniqueAndMatchTheirHash(t *testing.T) {
 	if Valid("short") || Valid("") {
 		t.Fatal("garbage counted as a token")
 	}
+}
+
+// FuzzToken feeds the link checks what a stranger can put in a URL: nothing panics, only a
+// token's own hash matches it, and what Valid refuses never matches a real token's hash.
+func FuzzToken(f *testing.F) {
+	tok, _, err := New()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{tok, "", "../../etc/passwd", "%00", strings.Repeat("A", 43), tok + "=", tok[:42]} {
+		f.Add(s)
+	}
+	real := Hash(tok)
+	f.Fuzz(func(t *testing.T, s string) {
+		if !Matches(Hash(s), s) {
+			t.Fatalf("a token does not match its own hash: %q", s)
+		}
+		if s != tok && Matches(real, s) {
+			t.Fatalf("%q opens another token's link", s)
+		}
+		_ = Valid(s)
+		if len(LabelValue(Hash(s))) > 63 {
+			t.Fatal("label value too long")
+		}
+	})
 }

@@ -131,6 +131,23 @@ type Rendered struct {
 	Webhook string
 }
 
+// chatEscaper escapes the three characters Slack-compatible webhooks give meaning to.
+var chatEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+// escapedForChat is msg with every string a person could have typed escaped for chat.
+func escapedForChat(msg Message) Message {
+	out := msg
+	out.To = Recipient{Name: chatEscaper.Replace(msg.To.Name), Email: chatEscaper.Replace(msg.To.Email), Phone: chatEscaper.Replace(msg.To.Phone)}
+	out.Data = make(map[string]any, len(msg.Data))
+	for k, v := range msg.Data {
+		if str, ok := v.(string); ok {
+			v = chatEscaper.Replace(str)
+		}
+		out.Data[k] = v
+	}
+	return out
+}
+
 // secretDataKeys name the Message.Data entries that grant access. Their
 // values are removed from webhook text, logs and errors.
 var secretDataKeys = []string{"Link", "Code", "Token"}
@@ -151,7 +168,13 @@ func render(s Settings, msg Message, want ...Part) (Rendered, error) {
 	}
 	secrets := newRedactor(secretValues(msg)...)
 	for _, p := range want {
-		out, err := renderPart(s.Templates, msg, p)
+		m := msg
+		if p == PartWebhook {
+			// Chat services read <!channel>, <@U123> and <url|text> in a message as
+			// mentions and links; what people typed is shown as text, never obeyed.
+			m = escapedForChat(msg)
+		}
+		out, err := renderPart(s.Templates, m, p)
 		if err != nil {
 			return Rendered{}, secrets.scrub("", err)
 		}
