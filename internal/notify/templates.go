@@ -140,7 +140,8 @@ func escapedForChat(msg Message) Message {
 	out.To = Recipient{Name: chatEscaper.Replace(msg.To.Name), Email: chatEscaper.Replace(msg.To.Email), Phone: chatEscaper.Replace(msg.To.Phone)}
 	out.Data = make(map[string]any, len(msg.Data))
 	for k, v := range msg.Data {
-		if str, ok := v.(string); ok {
+		// Links and codes stay as they are, so the redaction that follows finds them.
+		if str, ok := v.(string); ok && !slices.Contains(secretDataKeys, k) {
 			v = chatEscaper.Replace(str)
 		}
 		out.Data[k] = v
@@ -208,10 +209,7 @@ func renderPart(overrides map[string]string, msg Message, p Part) (string, error
 		if err != nil {
 			return "", templateError(file, err)
 		}
-		var trees []*parse.Tree
-		for _, tt := range t.Templates() {
-			trees = append(trees, tt.Tree)
-		}
+		trees := treesOf(t.Templates(), func(t *texttemplate.Template) *parse.Tree { return t.Tree })
 		if err := checkBounded(trees); err != nil {
 			return "", templateError(file, err)
 		}
@@ -231,10 +229,7 @@ func renderPart(overrides map[string]string, msg Message, p Part) (string, error
 	if _, err := t.New(LayoutFile).Parse(layout); err != nil {
 		return "", templateError(LayoutFile, err)
 	}
-	var trees []*parse.Tree
-	for _, tt := range t.Templates() {
-		trees = append(trees, tt.Tree)
-	}
+	trees := treesOf(t.Templates(), func(t *htmltemplate.Template) *parse.Tree { return t.Tree })
 	if err := checkBounded(trees); err != nil {
 		return "", templateError(file, err)
 	}
@@ -288,16 +283,12 @@ func ValidateTemplates(overrides map[string]string) error {
 		if strings.HasSuffix(file, ".html.tmpl") {
 			var t *htmltemplate.Template
 			if t, err = htmltemplate.New(file).Funcs(htmlFuncs).Parse(src); err == nil {
-				for _, tt := range t.Templates() {
-					trees = append(trees, tt.Tree)
-				}
+				trees = treesOf(t.Templates(), func(t *htmltemplate.Template) *parse.Tree { return t.Tree })
 			}
 		} else {
 			var t *texttemplate.Template
 			if t, err = texttemplate.New(file).Funcs(textFuncs).Parse(src); err == nil {
-				for _, tt := range t.Templates() {
-					trees = append(trees, tt.Tree)
-				}
+				trees = treesOf(t.Templates(), func(t *texttemplate.Template) *parse.Tree { return t.Tree })
 			}
 		}
 		if err == nil {

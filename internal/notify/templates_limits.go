@@ -94,3 +94,12 @@ func rangesOverField(p *parse.PipeNode) bool {
 	}
 	return false
 }
+
+// treesOf is the parse trees of a template set, text or HTML alike.
+func treesOf[T any](ts []T, tree func(T) *parse.Tree) []*parse.Tree {
+	out := make([]*parse.Tree, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, tree(t))
+	}
+	return out
+}

@@ -3,7 +3,6 @@ package v1alpha1
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -69,17 +67,10 @@ func (v *externalUserValidator) ValidateCreate(ctx context.Context, x *rosterv1.
 	}
 	// Clients a bulk import adds count against the importer's daily quota like imported
 	// invitations (F6); the quota goes last, so that a refused create does not use it up.
-	if x.Labels[rosterv1.LabelSource] != rosterv1.SourceImport || ptr.Deref(r.DryRun, false) {
+	if x.Labels[rosterv1.LabelSource] != rosterv1.SourceImport {
 		return nil, nil
 	}
-	if err := v.ledger.Take(ctx, a.Organization, r.User, v.now()); err != nil {
-		var q *membership.QuotaError
-		if errors.As(err, &q) {
-			return nil, apierrors.NewForbidden(externalUserGR, x.Name, q)
-		}
-		return nil, apierrors.NewInternalError(err)
-	}
-	return nil, nil
+	return nil, v.takeQuota(ctx, r, a, externalUserGR, x.Name)
 }
 
 // ValidateUpdate lets admins change external users; status and the seat are Roster's.

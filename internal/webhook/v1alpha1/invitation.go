@@ -2,14 +2,12 @@ package v1alpha1
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
@@ -96,18 +94,7 @@ func (v *invitationValidator) ValidateCreate(ctx context.Context, inv *rosterv1.
 	if reason != "" {
 		return nil, apierrors.NewForbidden(invitationGR, inv.Name, fmt.Errorf("%s: %s", reason, msg))
 	}
-	// The quota goes last, so that a refused invitation does not use it up.
-	if ptr.Deref(r.DryRun, false) {
-		return nil, nil
-	}
-	if err := v.ledger.Take(ctx, a.Organization, r.User, v.now()); err != nil {
-		var q *membership.QuotaError
-		if errors.As(err, &q) {
-			return nil, apierrors.NewForbidden(invitationGR, inv.Name, q)
-		}
-		return nil, apierrors.NewInternalError(err)
-	}
-	return nil, nil
+	return nil, v.takeQuota(ctx, r, a, invitationGR, inv.Name)
 }
 
 // highestGrantable is the highest role someone with role may give.

@@ -17,6 +17,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -188,6 +189,23 @@ func (g *gate) adminDeletes(ctx context.Context, gr schema.GroupResource, namesp
 		return err
 	}
 	return notAdmin(a, r, gr, name, what)
+}
+
+// takeQuota counts an admitted create against its requester's daily quota in the
+// organization, after every other check, so that a refused create does not use it up. A dry
+// run counts nothing.
+func (g *gate) takeQuota(ctx context.Context, r request, a membership.Authority, gr schema.GroupResource, name string) error {
+	if ptr.Deref(r.DryRun, false) {
+		return nil
+	}
+	if err := g.ledger.Take(ctx, a.Organization, r.User, g.now()); err != nil {
+		var q *membership.QuotaError
+		if errors.As(err, &q) {
+			return apierrors.NewForbidden(gr, name, q)
+		}
+		return apierrors.NewInternalError(err)
+	}
+	return nil
 }
 
 // goingAway refuses a new object for an organization that is being deleted: its deletion
