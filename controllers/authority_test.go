@@ -401,6 +401,23 @@ var _ = Describe("Authority that cannot be forged", func() {
 		Expect(adminClient.Delete(ctx, c)).To(Succeed(), "a Super Admin may")
 	})
 
+	It("shards: nobody moves an organization's children to another shard; they follow the Organization", func(ctx context.Context) {
+		relabel := func(c client.Client, obj client.Object) error {
+			return c.Patch(ctx, obj, client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"labels":{"org.roster.dev/shard":"nowhere"}}}`)))
+		}
+		refused(relabel(mallory, get(ctx, malloryUser)), "the label org.roster.dev/shard is Roster's")
+		refused(relabel(adminClient, get(ctx, adamUser)), "the label org.roster.dev/shard is Roster's")
+		inv := invite(ctx, mallory, invitation(ns, "shardy", rosterv1.InvitationMethodEmail, rosterv1.Invitee{Email: "shardy@attack.example"}), rosterv1.InvitationSent)
+		refused(relabel(mallory, inv), "the label org.roster.dev/shard is Roster's")
+		org := &rosterv1.Organization{}
+		Expect(k8sClient.Get(ctx, key(ns, "acme"), org)).To(Succeed())
+		Expect(relabel(adminClient, org)).To(Succeed(), "a Super Admin moves the Organization")
+		Eventually(func() string {
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(inv), inv)).To(Succeed())
+			return inv.Labels["org.roster.dev/shard"]
+		}, timeout, interval).Should(Equal("nowhere"), "its children follow on their next pass")
+	})
+
 	It("uniqueness: of 20 parallel sign-ups with one username, one wins", func(ctx context.Context) {
 		tokens := make([]string, 20)
 		for i := range 20 {

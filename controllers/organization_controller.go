@@ -83,6 +83,9 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return res, reterr
 	}
 
+	if moved, err := r.moveChildren(ctx, org); err != nil || !moved {
+		return ctrl.Result{RequeueAfter: time.Second}, err
+	}
 	if org.Spec.DoorNumber == "" && org.Status.DoorNumber == "" {
 		if ok, err := current(ctx, r.APIReader, org); err != nil || !ok {
 			return notCurrent, err
@@ -181,6 +184,42 @@ func (r *OrganizationReconciler) deleteChildren(ctx context.Context, org *roster
 	orig := org.DeepCopy()
 	controllerutil.RemoveFinalizer(org, rosterv1.Finalizer)
 	return ctrl.Result{}, true, client.IgnoreNotFound(r.Patch(ctx, org, client.MergeFrom(orig)))
+}
+
+// moveChildren gives the organization's children its shard label when that changed, a
+// bounded number a pass, so that they follow it to the manager that serves that shard. It
+// reports whether every child carries it.
+func (r *OrganizationReconciler) moveChildren(ctx context.Context, org *rosterv1.Organization) (bool, error) {
+	want := org.Labels[rosterv1.LabelShard]
+	if org.Status.Shard == want {
+		return true, nil
+	}
+	moved := 0
+	for _, kind := range childKinds {
+		list := kind.list()
+		if err := r.List(ctx, list, client.InNamespace(org.Namespace), client.MatchingFields{IndexOrganization: org.Name}); err != nil {
+			return false, err
+		}
+		var err error
+		_ = forEach(list, func(o client.Object) {
+			if err != nil || moved >= deletesPerPass || o.GetLabels()[rosterv1.LabelShard] == want {
+				return
+			}
+			orig := o.DeepCopyObject().(client.Object)
+			setLabels(o, map[string]string{rosterv1.LabelShard: want})
+			if err = client.IgnoreNotFound(r.Patch(ctx, o, client.MergeFrom(orig))); err == nil {
+				moved++
+			}
+		})
+		if err != nil {
+			return false, err
+		}
+	}
+	if moved > 0 {
+		return false, nil // the next pass sees whether any is left
+	}
+	org.Status.Shard = want
+	return true, nil
 }
 
 // assignDoorNumber puts the door number in force into status: the one asked for in spec,

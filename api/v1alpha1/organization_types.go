@@ -303,6 +303,10 @@ type OrganizationStatus struct {
 	// made for.
 	// +optional
 	PublicLinkGeneration int64 `json:"publicLinkGeneration,omitempty"`
+	// Shard is the org.roster.dev/shard label every child of the organization carries now;
+	// when the Organization's label changes, Roster relabels the children, then sets it.
+	// +optional
+	Shard string `json:"shard,omitempty"`
 	// Members counts the organization's members by phase.
 	// +optional
 	Members MemberCounts `json:"members,omitzero"`

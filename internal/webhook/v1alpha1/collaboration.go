@@ -36,7 +36,7 @@ func (v *collaborationValidator) ValidateCreate(ctx context.Context, c *rosterv1
 // ValidateUpdate lets admins change a collaboration's modules and person; status follows
 // from the spec and only Roster writes it.
 func (v *collaborationValidator) ValidateUpdate(ctx context.Context, old, c *rosterv1.Collaboration) (admission.Warnings, error) {
-	r, decided, err := v.update(ctx, collaborationGR, c.Name,
+	r, decided, err := v.update(ctx, collaborationGR, old, c,
 		"only Roster writes a collaboration's status: it follows from spec.modules, which admins set")
 	if decided || reflect.DeepEqual(old.Spec, c.Spec) {
 		return nil, err

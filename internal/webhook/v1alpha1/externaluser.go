@@ -81,7 +81,7 @@ func (v *externalUserValidator) ValidateUpdate(ctx context.Context, old, x *rost
 		}
 		return nil, portalExternalUserUpdate(r, old, x)
 	}
-	r, decided, err := v.update(ctx, externalUserGR, x.Name,
+	r, decided, err := v.update(ctx, externalUserGR, old, x,
 		"only Roster writes an external user's status: it follows from the spec (access, approval) that admins set and from the portal")
 	if decided {
 		return nil, err

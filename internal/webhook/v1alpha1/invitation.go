@@ -106,7 +106,7 @@ func highestGrantable(role rosterv1.Role) rosterv1.Role {
 }
 
 func (v *invitationValidator) ValidateUpdate(ctx context.Context, old, inv *rosterv1.Invitation) (admission.Warnings, error) {
-	r, decided, err := v.update(ctx, invitationGR, inv.Name,
+	r, decided, err := v.update(ctx, invitationGR, old, inv,
 		"only Roster writes an invitation's status; change its spec instead (spec.resendRequests sends it again)")
 	if decided {
 		return nil, err

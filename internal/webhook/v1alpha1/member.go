@@ -144,7 +144,7 @@ func (v *memberValidator) ValidateUpdate(ctx context.Context, old, m *rosterv1.M
 			return nil, err
 		}
 	}
-	r, decided, err := v.update(ctx, memberGR, m.Name,
+	r, decided, err := v.update(ctx, memberGR, old, m,
 		"only Roster writes a member's status: it follows from the spec (approval, access) that admins set")
 	if decided {
 		return nil, err

@@ -33,7 +33,7 @@ func (v *organizationValidator) ValidateCreate(ctx context.Context, org *rosterv
 }
 
 func (v *organizationValidator) ValidateUpdate(ctx context.Context, old, org *rosterv1.Organization) (admission.Warnings, error) {
-	r, decided, err := v.update(ctx, organizationGR, org.Name,
+	r, decided, err := v.update(ctx, organizationGR, old, org,
 		"only Roster writes an organization's status")
 	if decided {
 		return nil, err

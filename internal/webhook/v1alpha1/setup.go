@@ -130,9 +130,12 @@ func (g *gate) request(ctx context.Context) (request, error) {
 // (Members keep a signed-up person's own fields from it, see memberValidator), and only it
 // writes status (statusRefusal says so, and what to do instead); the portal writes only
 // what the Member and ExternalUser webhooks let it, before they call update. decided is
-// true when that settles the request, refused or not.
-func (g *gate) update(ctx context.Context, gr schema.GroupResource, name, statusRefusal string) (r request, decided bool, err error) {
+// true when that settles the request, refused or not. The shard label of an
+// Organization's children is Roster's too: it follows the Organization, and moving one
+// object to a shard no manager serves would freeze it.
+func (g *gate) update(ctx context.Context, gr schema.GroupResource, old, obj client.Object, statusRefusal string) (r request, decided bool, err error) {
 	r, err = g.request(ctx)
+	name := obj.GetName()
 	switch {
 	case err != nil:
 		return r, true, err
@@ -140,6 +143,9 @@ func (g *gate) update(ctx context.Context, gr schema.GroupResource, name, status
 		return r, true, nil
 	case r.SubResource == "status":
 		return r, true, apierrors.NewForbidden(gr, name, errors.New(statusRefusal))
+	case gr.Resource != "organizations" && old.GetLabels()[rosterv1.LabelShard] != obj.GetLabels()[rosterv1.LabelShard]:
+		return r, true, apierrors.NewForbidden(gr, name, fmt.Errorf(
+			"the label %s is Roster's: it follows the Organization's; to move the organization to another shard, relabel the Organization", rosterv1.LabelShard))
 	}
 	return r, false, nil
 }
