@@ -112,6 +112,10 @@ func setup() error {
 		return err
 	}
 	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir}
+	// kube-apiserver's graceful shutdown waits for the requests in flight, the manager's
+	// watches among them, longer than envtest's 20 s; after this long envtest kills it. The
+	// outage test then sees an API server that crashed, the harder case.
+	env.ControlPlaneStopTimeout = 3 * time.Second
 	cfg, err := env.Start()
 	if err != nil {
 		return fmt.Errorf("start the control plane: %w", err)
@@ -318,6 +322,11 @@ func (p *managerProcess) logTail(n int) string {
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
+	for i, l := range lines {
+		if len(l) > 400 { // stack traces say little here; the message and error come first
+			lines[i] = l[:400] + "..."
+		}
+	}
 	return strings.Join(lines, "\n")
 }
 
@@ -333,7 +342,12 @@ func ensureManager(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("manager log (last lines):\n%s", mgr.logTail(60))
+			// The whole log outlives the test's temporary directory, for a closer look.
+			kept := filepath.Join(os.TempDir(), "roster-faults-manager.log")
+			if data, err := os.ReadFile(mgr.logPath); err == nil && os.WriteFile(kept, data, 0o600) == nil {
+				t.Logf("the manager's whole log: %s", kept)
+			}
+			t.Logf("manager log (last lines):\n%s", mgr.logTail(25))
 		}
 	})
 }
@@ -517,7 +531,7 @@ func linkWorks(ctx context.Context, m mailsink.Mail) error {
 	token := link[strings.LastIndex(link, "/")+1:]
 	inv, err := acceptor().Lookup(ctx, token)
 	if err != nil {
-		return fmt.Errorf("link in mail %q to %v: %w", m.Subject, m.To, err)
+		return fmt.Errorf("link in mail %q to %v (%s, %s): %w", m.Subject, m.To, m.MessageID, m.Header.Get("Date"), err)
 	}
 	if !strings.EqualFold(inv.Invitation.Spec.Invitee.Email, m.To[0]) {
 		return fmt.Errorf("link in mail to %v opens %s's invitation", m.To, inv.Invitation.Spec.Invitee.Email)
