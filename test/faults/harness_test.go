@@ -379,6 +379,8 @@ func newOrg(t *testing.T, ctx context.Context, prefix string) *org {
 		Spec: rosterv1.OrganizationSpec{
 			DisplayName: "Acme",
 			Admins:      []rosterv1.Subject{{Kind: "User", Name: adminUser}},
+			// The Free plan allows one admin 100 invitations a day; the long runs make 500.
+			Plan: rosterv1.PlanPaid,
 			Notifications: rosterv1.Notifications{
 				Email: &rosterv1.EmailNotifications{SMTPSecretRef: rosterv1.LocalObjectReference{Name: "smtp"}, From: "Acme <people@acme.example>"},
 			},
