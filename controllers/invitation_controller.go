@@ -401,15 +401,21 @@ func (r *InvitationReconciler) deliveryToken(ctx context.Context, inv *rosterv1.
 	return token, r.storeToken(ctx, inv, hash, map[string]string{linktoken.SecretKeyPending: token}, gen)
 }
 
-// dropPendingToken removes the token kept for a delivery once it is over: in the pass that
-// delivered it, before the invitation reads Sent, so that from then on only the hash is kept.
+// dropPendingToken removes the token kept for a delivery once it is over: in the first pass
+// that reads the invitation as Sent, so that from then on only the hash is kept. It reads
+// the cache, as every later pass of a Sent invitation asks it again: a copy that still has
+// the token is patched with its resourceVersion, and a copy that lags behind the write that
+// added it comes back through the Secret's watch.
 func (r *InvitationReconciler) dropPendingToken(ctx context.Context, inv *rosterv1.Invitation) error {
 	sec := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: tokenSecretName(inv)}, sec); err != nil {
+	if err := r.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: tokenSecretName(inv)}, sec); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	if _, ok := sec.Data[linktoken.SecretKeyPending]; !ok {
 		return nil
+	}
+	if string(sec.Data[linktoken.SecretKeyGeneration]) != strconv.Itoa(int(inv.Status.ResendsHandled)) {
+		return nil // a resend's token, which a copy of the invitation older than the resend must leave alone
 	}
 	orig := sec.DeepCopy()
 	delete(sec.Data, linktoken.SecretKeyPending)

@@ -46,7 +46,7 @@ const (
 	needLink
 	// needSend: send the current delivery, if it is due, and report the outcome.
 	needSend
-	// needDropToken: the message was delivered; drop the token kept for it.
+	// needDropToken: the status says the message was delivered; drop the token kept for it.
 	needDropToken
 )
 
@@ -294,6 +294,14 @@ func decideInvitation(f invitationFacts, now time.Time) invitationDecision {
 			d.Phase = rosterv1.InvitationPending
 		}
 	}
+	if d.Phase == rosterv1.InvitationSent && st.Phase == rosterv1.InvitationSent && !f.TokenDropped {
+		// The token kept for the delivered message goes once the status that says it was
+		// delivered is written, not before: a pass that dropped it and then failed to write
+		// the status (the API server gone, the manager killed) would send the message again
+		// with a new token, and the link in the mail that arrived would be dead.
+		d.Need = needDropToken
+		return d
+	}
 	if d.Phase != rosterv1.InvitationPending {
 		d.settle(f, deliveries, now)
 		return d
@@ -349,11 +357,7 @@ func decideInvitation(f invitationFacts, now time.Time) invitationDecision {
 		d.RequeueAfter = s.Retry
 		return d
 	}
-	// Delivered: only the hash is kept from before the invitation reads Sent.
-	if !f.TokenDropped {
-		d.Need = needDropToken
-		return d
-	}
+	// Delivered. The token stays kept until the status says so (see needDropToken above).
 	d.sent(f, now)
 	d.conclude(settled, true, rosterv1.ReasonSent, fmt.Sprintf("Sent by %s to %s; the link works until %s", d.Channel, recipientAddress(d.Recipient, d.Channel),
 		d.ExpiresAt.UTC().Format(time.RFC3339)))

@@ -42,7 +42,7 @@ func TestDecideInvitation(t *testing.T) {
 	}
 	base := func(spec rosterv1.InvitationSpec, st rosterv1.InvitationStatus) invitationFacts {
 		return invitationFacts{Name: "ann", Namespace: "ns", UID: "uid", Spec: spec, Status: st, Org: org, Member: owned,
-			CurrentChecked: true, Current: true}
+			CurrentChecked: true, Current: true, TokenDropped: true}
 	}
 	with := func(f invitationFacts, g func(*invitationFacts)) invitationFacts { g(&f); return f }
 
@@ -115,12 +115,11 @@ func TestDecideInvitation(t *testing.T) {
 		{name: "a permanent failure fails it", facts: with(base(email, rosterv1.InvitationStatus{MemberRef: ref, Deliveries: sending("0")}), func(f *invitationFacts) {
 			f.Send = &invitationSend{Attempted: true, Permanent: notify.ErrNotConfigured}
 		}), phase: rosterv1.InvitationFailed, reason: string(rosterv1.ReasonDeliveryFailed), progress: stalled, events: []string{string(rosterv1.ReasonDeliveryFailed)}},
-		{name: "delivered: the kept token goes before Sent", facts: with(base(email, rosterv1.InvitationStatus{MemberRef: ref, Deliveries: sending("0")}), func(f *invitationFacts) {
+		{name: "delivered: Sent until the link expires, the kept token still kept", facts: with(base(email, rosterv1.InvitationStatus{MemberRef: ref, Deliveries: sending("0")}), func(f *invitationFacts) {
 			f.Send = &invitationSend{Attempted: true}
-		}), need: needDropToken, phase: rosterv1.InvitationPending},
-		{name: "delivered: Sent until the link expires", facts: with(base(email, rosterv1.InvitationStatus{MemberRef: ref, Deliveries: sending("0")}), func(f *invitationFacts) {
-			f.Send, f.TokenDropped = &invitationSend{Attempted: true}, true
 		}), phase: rosterv1.InvitationSent, reason: rosterv1.ReasonSent, ready: true, events: []string{"Sent"}, requeue: ttl + time.Second},
+		{name: "sent: the kept token goes once the status says Sent", facts: with(base(email, sentStatus), func(f *invitationFacts) { f.TokenDropped = false }),
+			need: needDropToken, phase: rosterv1.InvitationSent},
 		{name: "Link: the link is made", facts: base(link, rosterv1.InvitationStatus{MemberRef: ref}),
 			need: needLink, phase: rosterv1.InvitationPending},
 		{name: "Link: ready", facts: with(base(link, rosterv1.InvitationStatus{MemberRef: ref}), func(f *invitationFacts) { f.LinkIssued = true }),

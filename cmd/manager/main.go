@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/roster-dev/roster/internal/notify"
 	"github.com/roster-dev/roster/internal/operator"
@@ -29,6 +30,9 @@ func main() {
 		passTimeout    time.Duration
 		allow          notify.AllowList
 		shard          string
+		webhookHost    string
+		webhookPort    int
+		webhookCertDir string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443",
 		"Address the metrics endpoint binds to, served over HTTPS to scrapers the API server says may get /metrics; 0 disables it.")
@@ -45,6 +49,10 @@ func main() {
 	flag.Var(&allow, "notify-allow-cidr", notify.AllowListUsage)
 	flag.StringVar(&shard, "shard", "", "Reconcile only the Organizations labelled org.roster.dev/shard=NAME and their children, with a leader election of their own; "+
 		"\"default\" also takes the unlabelled ones. Empty reconciles everything.")
+	flag.StringVar(&webhookHost, "webhook-host", "", "Address the admission webhook server binds to; empty for all addresses.")
+	flag.IntVar(&webhookPort, "webhook-port", webhook.DefaultPort, "Port the admission webhook server listens on.")
+	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "",
+		"Directory holding the webhook server's tls.crt and tls.key; empty for controller-runtime's default.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -57,6 +65,7 @@ func main() {
 		LeaderElection:         leaderElection,
 		LeaderElectionID:       operator.LeaderElectionID(shard),
 		Controller:             config.Controller{MaxConcurrentReconciles: workers, ReconciliationTimeout: passTimeout},
+		WebhookServer:          webhook.NewServer(webhook.Options{Host: webhookHost, Port: webhookPort, CertDir: webhookCertDir}),
 	})
 	if err != nil {
 		log.Error(err, "unable to create the manager")
