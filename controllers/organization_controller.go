@@ -130,9 +130,9 @@ var childKinds = []struct {
 	{"members", func() client.ObjectList { return &rosterv1.MemberList{} }},
 }
 
-// deletesPerPass bounds the deletes of one pass, so a large organization's deletion does
-// not hold a worker; the next pass goes on.
-const deletesPerPass = 200
+// childWritesPerPass bounds the children one pass deletes or relabels, so that a large
+// organization does not hold a worker; the next pass goes on.
+const childWritesPerPass = 200
 
 // deleteChildren removes a deleted organization's children, kind by kind in childKinds'
 // order, a kind only once the one before it is gone, then its door number, and then lets
@@ -150,7 +150,7 @@ func (r *OrganizationReconciler) deleteChildren(ctx context.Context, org *roster
 		}
 		deleted := 0
 		err := forEach(list, func(o client.Object) {
-			if deleted >= deletesPerPass || !o.GetDeletionTimestamp().IsZero() {
+			if deleted >= childWritesPerPass || !o.GetDeletionTimestamp().IsZero() {
 				return
 			}
 			if err := r.Delete(ctx, o, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
@@ -202,7 +202,7 @@ func (r *OrganizationReconciler) moveChildren(ctx context.Context, org *rosterv1
 		}
 		var err error
 		_ = forEach(list, func(o client.Object) {
-			if err != nil || moved >= deletesPerPass || o.GetLabels()[rosterv1.LabelShard] == want {
+			if err != nil || moved >= childWritesPerPass || o.GetLabels()[rosterv1.LabelShard] == want {
 				return
 			}
 			orig := o.DeepCopyObject().(client.Object)
