@@ -280,20 +280,11 @@ func readClients(r io.Reader) (*clientFile, error) {
 			return ""
 		}
 		row, rowProblems := validateClient(line, get, spec)
-		if key := strings.ToLower(row.email); key != "" {
-			if first, ok := seenEmail[key]; ok {
-				rowProblems = append(rowProblems, RowError{Line: line, Column: "email",
-					Message: fmt.Sprintf("%s is already on line %d", row.email, first)})
-			} else {
-				seenEmail[key] = line
-			}
+		// A client is known by their email, or by their phone when they have none.
+		if row.email != "" {
+			rowProblems = seenOnce(seenEmail, strings.ToLower(row.email), row.email, "email", line, rowProblems)
 		} else if row.phone != "" {
-			if first, ok := seenPhone[row.phone]; ok {
-				rowProblems = append(rowProblems, RowError{Line: line, Column: "phone",
-					Message: fmt.Sprintf("%s is already on line %d", row.phone, first)})
-			} else {
-				seenPhone[row.phone] = line
-			}
+			rowProblems = seenOnce(seenPhone, row.phone, row.phone, "phone", line, rowProblems)
 		}
 		if len(rowProblems) > 0 {
 			f.problems = append(f.problems, rowProblems...)

@@ -148,21 +148,11 @@ func parse(r io.Reader) ([]importRow, []RowError, error) {
 		}
 		get := func(col string) string { return strings.TrimSpace(rec[index[col]]) }
 		row, rowProblems := validateRow(line, get)
-		if key := strings.ToLower(row.email); key != "" {
-			if first, ok := seenEmail[key]; ok {
-				rowProblems = append(rowProblems, RowError{Line: line, Column: "email",
-					Message: fmt.Sprintf("%s is already on line %d", row.email, first)})
-			} else {
-				seenEmail[key] = line
-			}
+		if row.email != "" {
+			rowProblems = seenOnce(seenEmail, strings.ToLower(row.email), row.email, "email", line, rowProblems)
 		}
 		if row.phone != "" {
-			if first, ok := seenPhone[row.phone]; ok {
-				rowProblems = append(rowProblems, RowError{Line: line, Column: "phone",
-					Message: fmt.Sprintf("%s is already on line %d", row.phone, first)})
-			} else {
-				seenPhone[row.phone] = line
-			}
+			rowProblems = seenOnce(seenPhone, row.phone, row.phone, "phone", line, rowProblems)
 		}
 		if len(rowProblems) > 0 {
 			bad = append(bad, rowProblems...)
@@ -288,4 +278,14 @@ func blank(rec []string) bool {
 func hasKey[K comparable, V any](m map[K]V, k K) bool {
 	_, ok := m[k]
 	return ok
+}
+
+// seenOnce records the line a person's key (an email in lower case, a phone) first stands
+// on in seen, and adds a problem when it stood on an earlier line of the file already.
+func seenOnce(seen map[string]int, key, value, column string, line int, problems []RowError) []RowError {
+	if first, ok := seen[key]; ok {
+		return append(problems, RowError{Line: line, Column: column, Message: fmt.Sprintf("%s is already on line %d", value, first)})
+	}
+	seen[key] = line
+	return problems
 }
