@@ -100,7 +100,7 @@ func phaseWithoutSeat(spec *rosterv1.ExternalUserSpec, st *rosterv1.ExternalUser
 		return rosterv1.ExternalUserInvited
 	case st.DisabledAt != nil:
 		return rosterv1.ExternalUserDisabled
-	case st.SelfRegistered && spec.Approval == rosterv1.ApprovalNone && app != nil && app.Portal.ApprovalRequired:
+	case st.SelfRegistered && spec.Approval == rosterv1.ApprovalNone && app != nil && app.HoldsSelfRegistration(spec):
 		return rosterv1.ExternalUserPendingApproval
 	}
 	return rosterv1.ExternalUserActive
@@ -355,6 +355,12 @@ func (d *externalUserDecision) summarise(f externalUserFacts, now time.Time) {
 			"Waiting for the person to register through %s, which works until %s; to make a new link and invalidate the old one, raise spec.invitation.linkGeneration",
 			link, d.LinkExpiresAt.UTC().Format(time.RFC3339)))
 	case rosterv1.ExternalUserPendingApproval:
+		if f.App != nil && f.App.RequireTeam && len(f.Spec.Team) == 0 {
+			set(settled, false, rosterv1.ReasonPendingApproval, fmt.Sprintf(
+				"Registered and waiting for an admin: %s requires a team, so give them one as you approve: kubectl patch xu %s -n %s --type=merge -p '{\"spec\":{\"approval\":\"Approved\",\"team\":[{\"member\":\"<member-name>\",\"lead\":true}]}}' (or set approval Rejected)",
+				app, f.Name, f.Namespace))
+			return
+		}
 		set(settled, false, rosterv1.ReasonPendingApproval, "Registered and waiting for an admin's approval: "+patchCmd("approval", "Approved")+" (or Rejected)")
 	case rosterv1.ExternalUserLocked:
 		// An admin's decision in force: Ready, and Current to kstatus, as for members.

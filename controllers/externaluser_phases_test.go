@@ -14,6 +14,7 @@ func TestDecideExternalUser(t *testing.T) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	app := &rosterv1.Application{Name: "support", License: rosterv1.License{Seats: 2}}
 	approvalApp := &rosterv1.Application{Name: "support", Portal: rosterv1.Portal{SelfRegistration: true, ApprovalRequired: true}, License: rosterv1.License{Seats: 2}}
+	teamApp := &rosterv1.Application{Name: "support", Portal: rosterv1.Portal{SelfRegistration: true}, RequireTeam: true, License: rosterv1.License{Seats: 2}}
 	linked := rosterv1.ExternalUserStatus{LinkSecretRef: &rosterv1.LocalObjectReference{Name: "erin-portal-link"}}
 	with := func(st rosterv1.ExternalUserStatus, f func(*rosterv1.ExternalUserStatus)) rosterv1.ExternalUserStatus {
 		f(&st)
@@ -72,6 +73,13 @@ func TestDecideExternalUser(t *testing.T) {
 			Status: with(linked, func(s *rosterv1.ExternalUserStatus) { s.SelfRegistered = true })},
 			phase: rosterv1.ExternalUserPendingApproval, progress: settled, reason: rosterv1.ReasonPendingApproval, regAt: &metav1.Time{Time: now}},
 		{name: "self-registered where no approval is required", facts: externalUserFacts{App: app, LicenseActive: true, SeatGranted: true,
+			Status: with(linked, func(s *rosterv1.ExternalUserStatus) { s.SelfRegistered = true })},
+			phase: rosterv1.ExternalUserActive, progress: settled, ready: true, reason: rosterv1.ReasonActive, regAt: &metav1.Time{Time: now}},
+		{name: "self-registered where a team is required: waits for an admin to give one", facts: externalUserFacts{App: teamApp, LicenseActive: true, SeatGranted: true,
+			Status: with(linked, func(s *rosterv1.ExternalUserStatus) { s.SelfRegistered = true })},
+			phase: rosterv1.ExternalUserPendingApproval, progress: settled, reason: rosterv1.ReasonPendingApproval, regAt: &metav1.Time{Time: now}},
+		{name: "self-registered where a team is required, and given one: active", facts: externalUserFacts{App: teamApp, LicenseActive: true, SeatGranted: true,
+			Spec:   rosterv1.ExternalUserSpec{Team: []rosterv1.TeamMember{{Member: "bob", Lead: true}}},
 			Status: with(linked, func(s *rosterv1.ExternalUserStatus) { s.SelfRegistered = true })},
 			phase: rosterv1.ExternalUserActive, progress: settled, ready: true, reason: rosterv1.ReasonActive, regAt: &metav1.Time{Time: now}},
 		{name: "rejected", facts: externalUserFacts{App: approvalApp, LicenseActive: true,

@@ -17,6 +17,7 @@ import (
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/internal/linktoken"
+	"github.com/roster-dev/roster/internal/membership"
 	"github.com/roster-dev/roster/internal/notify"
 )
 
@@ -219,6 +220,25 @@ var _ = Describe("External users", func() {
 		Expect(setSpec(ctx, adminClient, sid, `{"approval":"Rejected"}`)).To(Succeed())
 		sid = waitXU(ctx, ns, "sid", rosterv1.ExternalUserRejected)
 		Expect(meta.FindStatusCondition(sid.Status.Conditions, rosterv1.ConditionStalled)).To(BeNil())
+	})
+
+	It("F35 F25 a person who registers on a portal whose application requires a team waits until an admin gives them one", func(ctx context.Context) {
+		app := licensed("support", 3)
+		app.Portal.Enabled, app.Portal.SelfRegistration, app.RequireTeam = true, true, true
+		org := newOrganization(ctx, ns, withApps(app))
+		member(ctx, ns, "bob", "bob@f35.example", rosterv1.RoleMember)
+		waitMember(ctx, ns, "bob", rosterv1.MemberActive)
+
+		x, err := acceptor().SelfRegister(ctx, org, "support", membership.ExternalRegistration{DisplayName: "Tia", Email: "tia@f35.example"})
+		Expect(err).NotTo(HaveOccurred())
+		x = waitXU(ctx, ns, x.Name, rosterv1.ExternalUserPendingApproval)
+		Expect(readyCondition(x.Status.Conditions).Message).To(ContainSubstring(`"team":[{"member":"<member-name>","lead":true}]`))
+		Expect(x.Labels).NotTo(HaveKey(rosterv1.LabelSeat), "no seat before a team")
+
+		By("approval alone is refused: the team comes with it")
+		refused(setSpec(ctx, adminClient, x, `{"approval":"Approved"}`), "requires every external user to have a team")
+		Expect(setSpec(ctx, adminClient, x, `{"approval":"Approved","team":[{"member":"bob","lead":true}]}`)).To(Succeed())
+		waitXU(ctx, ns, x.Name, rosterv1.ExternalUserActive)
 	})
 
 	It("F30 F18 unlinking from the company and deleting leave the same person's other applications alone", func(ctx context.Context) {

@@ -164,6 +164,14 @@ type Application struct {
 	Inactivity *Inactivity `json:"inactivity,omitempty"`
 }
 
+// HoldsSelfRegistration reports whether a person who registered themselves on the
+// application's portal waits for an admin: where the portal asks for approval, and where the
+// application requires a team, which only an admin can give (the person cannot pick the
+// organization's members themselves).
+func (a *Application) HoldsSelfRegistration(x *ExternalUserSpec) bool {
+	return a.Portal.ApprovalRequired || a.RequireTeam && len(x.Team) == 0
+}
+
 // Inactivity is what happens to an application's external users who do not sign in. The
 // time counts from their last sign-in, or from registration or reactivation when later.
 // A disabled user frees their seat, is told once, and an admin lets them in again by

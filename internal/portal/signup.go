@@ -740,7 +740,7 @@ func (s *Server) finish(ctx context.Context, m messages, f *flow, wh *where, has
 		if err := s.creds.store(ctx, accountOf(x), x.Spec.Email, "", hash); err != nil {
 			return "", err
 		}
-		if wh.app.Portal.ApprovalRequired {
+		if wh.app.HoldsSelfRegistration(&x.Spec) {
 			return m.T("done.extPending", appName(wh.app)), nil
 		}
 		return m.T("done.extActive", appName(wh.app)), nil
