@@ -22,6 +22,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/roster-dev/roster/controllers"
+	"github.com/roster-dev/roster/internal/netrange"
 	"github.com/roster-dev/roster/internal/notify"
 	"github.com/roster-dev/roster/internal/operator"
 	"github.com/roster-dev/roster/internal/portal"
@@ -45,13 +46,16 @@ func main() {
 	zapOpts := zap.Options{}
 	var allow notify.AllowList
 	flag.Var(&allow, "notify-allow-cidr", notify.AllowListUsage)
+	var proxies netrange.List
+	flag.Var(&proxies, "trusted-proxy-cidr", "Address ranges of the ingress or load balancer in front of the portal, whose X-Forwarded-For "+
+		"header the rate limits believe; repeat or separate with commas. None by default: every client is its peer address.")
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("portal")
 
 	if err := run(ctrl.SetupSignalHandler(), options{addr: addr, probeAddr: probeAddr, namespace: namespace, keyFile: keyFile,
-		certFile: certFile, keyPEM: keyPEM, secure: !insecure, limits: portal.Limits{PerIP: perIP, PerSecret: perSecret}, allow: allow}); err != nil {
+		certFile: certFile, keyPEM: keyPEM, secure: !insecure, limits: portal.Limits{PerIP: perIP, PerSecret: perSecret}, allow: allow, proxies: proxies}); err != nil {
 		log.Error(err, "the portal stopped")
 		os.Exit(1)
 	}
@@ -63,6 +67,8 @@ type options struct {
 	limits                                                portal.Limits
 	// allow are the internal ranges code messages may reach.
 	allow notify.AllowList
+	// proxies are the ingress addresses whose X-Forwarded-For the rate limits believe.
+	proxies netrange.List
 }
 
 func run(ctx context.Context, o options) error {
@@ -84,14 +90,15 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	srv, err := portal.New(portal.Config{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Notifier:  notify.NewDispatcher(notify.DispatcherOptions{Logger: ctrl.Log.WithName("notify"), Allow: o.allow}),
-		Namespace: o.namespace,
-		Key:       key,
-		Secure:    o.secure,
-		Limits:    o.limits,
-		Log:       ctrl.Log.WithName("portal"),
+		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
+		Notifier:       notify.NewDispatcher(notify.DispatcherOptions{Logger: ctrl.Log.WithName("notify"), Allow: o.allow}),
+		Namespace:      o.namespace,
+		Key:            key,
+		Secure:         o.secure,
+		Limits:         o.limits,
+		TrustedProxies: o.proxies,
+		Log:            ctrl.Log.WithName("portal"),
 	})
 	if err != nil {
 		return err

@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/roster-dev/roster/internal/netrange"
 )
 
 // Notification targets (SMTP hosts, SMS and webhook URLs) come from tenants' Secrets, and the
@@ -97,29 +98,8 @@ func CheckAddress(ip netip.Addr, allow []netip.Prefix) error {
 
 // AllowList is the --notify-allow-cidr flag of the binaries that send notifications: ranges
 // channels may reach although they are internal, repeated or separated by commas.
-type AllowList []netip.Prefix
+type AllowList = netrange.List
 
 // AllowListUsage is the flag's help text.
 const AllowListUsage = "An address range notification channels may reach although it is internal " +
 	"(loopback, link-local, private), such as a mail relay on the office network; repeat or separate with commas. None by default."
-
-// String implements flag.Value.
-func (a *AllowList) String() string {
-	parts := make([]string, len(*a))
-	for i, p := range *a {
-		parts[i] = p.String()
-	}
-	return strings.Join(parts, ",")
-}
-
-// Set implements flag.Value.
-func (a *AllowList) Set(v string) error {
-	for _, part := range strings.Split(v, ",") {
-		p, err := netip.ParsePrefix(strings.TrimSpace(part))
-		if err != nil {
-			return err
-		}
-		*a = append(*a, p)
-	}
-	return nil
-}

@@ -1,12 +1,15 @@
 package portal
 
 import (
-	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/roster-dev/roster/internal/netrange"
 )
 
 // Limits are the rates the portal allows, per client address and per secret (link token,
@@ -66,12 +69,45 @@ func (l *limiter) allow(key string) bool {
 	return b.lim.AllowN(now, 1)
 }
 
-// clientIP is the peer address. Behind a proxy every request has the proxy's address; the
-// proxy then limits per client itself.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
+// clientIP is the address a request's rate is counted against. It is the peer address,
+// unless the peer is one of the trusted proxies (the ingress in front of the portal): then
+// X-Forwarded-For is read from the right, past every trusted proxy, to the first address
+// none of them vouches for. Entries further left are the client's own to write, so they
+// are never believed. An IPv6 client is counted by its /64, the block one home or phone
+// usually holds, so that walking through its addresses buys no new budget.
+func clientIP(r *http.Request, trusted netrange.List) string {
+	peer, ok := addrOf(r.RemoteAddr)
+	if !ok {
 		return r.RemoteAddr
 	}
-	return host
+	if len(trusted) > 0 && trusted.Contains(peer) {
+		hops := r.Header.Values("X-Forwarded-For")
+	walk:
+		for i := len(hops) - 1; i >= 0; i-- {
+			parts := strings.Split(hops[i], ",")
+			for j := len(parts) - 1; j >= 0; j-- {
+				a, ok := addrOf(strings.TrimSpace(parts[j]))
+				if !ok {
+					break walk // garbage from here on: the last proxy's word stands
+				}
+				peer = a
+				if !trusted.Contains(a) {
+					break walk
+				}
+			}
+		}
+	}
+	if peer.Is6() {
+		return netip.PrefixFrom(peer, 64).Masked().String()
+	}
+	return peer.String()
+}
+
+// addrOf reads an address with or without a port.
+func addrOf(s string) (netip.Addr, bool) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	a, err := netip.ParseAddr(s)
+	return a.Unmap(), err == nil
 }

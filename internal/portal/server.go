@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/roster-dev/roster/internal/membership"
+	"github.com/roster-dev/roster/internal/netrange"
 	"github.com/roster-dev/roster/internal/notify"
 )
 
@@ -49,6 +50,10 @@ type Config struct {
 	Secure bool
 	// Limits are the rate limits; DefaultLimits when zero.
 	Limits Limits
+	// TrustedProxies are the ingress or load balancer addresses whose X-Forwarded-For the
+	// rate limits believe. Without them every request behind a proxy shares the proxy's
+	// address and budget.
+	TrustedProxies netrange.List
 	// Log receives one line per request: method, route pattern, status. Never a path, which
 	// may carry a token.
 	Log logr.Logger
@@ -227,7 +232,7 @@ func (s *Server) logged(next http.Handler) http.Handler {
 // something.
 func (s *Server) guard(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.perIP.allow(clientIP(r)) {
+		if !s.perIP.allow(clientIP(r, s.cfg.TrustedProxies)) {
 			s.tooMany(w, r)
 			return
 		}
