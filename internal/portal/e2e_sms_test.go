@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/internal/notify"
@@ -68,7 +69,8 @@ func withSMS(secret string) orgOption {
 
 // TestJoinByPhoneWithTextedCode: someone with no email joins by door number with their phone;
 // the code goes by SMS through the organization's provider, a wrong code is refused, the
-// texted one works, and the Member waits for approval with the phone they proved.
+// texted one works, and the Member waits for approval with the phone they proved. Once
+// approved, they change their phone on the profile page, proved by a code texted there.
 func TestJoinByPhoneWithTextedCode(t *testing.T) {
 	needE2E(t)
 	gw := startSMSGateway(t)
@@ -118,5 +120,32 @@ func TestJoinByPhoneWithTextedCode(t *testing.T) {
 	}
 	if n := mailsTo(phone); n != 0 {
 		t.Fatalf("%d mails for a phone number", n)
+	}
+
+	// A new phone number on the profile is written only after the code texted to it.
+	must(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		m := member(t, org.Namespace, "phil")
+		m.Spec.Approval = rosterv1.ApprovalApproved
+		return e2e.admin.Update(context.Background(), m)
+	}))
+	waitMemberPhase(t, org.Namespace, "phil", rosterv1.MemberActive)
+	signIn(t, ctx, "phil")
+	expectPage(t, ctx, "Your details")
+	const newPhone = "+4915100000078"
+	fill(t, ctx, map[string]string{"phone": newPhone})
+	submit(t, ctx, "profile")
+	expectPage(t, ctx, "Check your messages")
+	if got := member(t, org.Namespace, "phil").Spec.Phone; got != phone {
+		t.Fatalf("before the code the phone is %q, want the old %s", got, phone)
+	}
+	c = codePattern.FindStringSubmatch(gw.next(t, newPhone, 0))
+	if c == nil {
+		t.Fatal("no code in the text to the new number")
+	}
+	fill(t, ctx, map[string]string{"code": c[1]})
+	submit(t, ctx, "verify")
+	expectPage(t, ctx, "Your details", "Saved.")
+	if got := member(t, org.Namespace, "phil").Spec.Phone; got != newPhone {
+		t.Fatalf("after the code the phone is %q, want %s", got, newPhone)
 	}
 }
