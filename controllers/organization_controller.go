@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -139,9 +141,32 @@ const childWritesPerPass = 200
 // the Organization go; gone reports that it went. The children's controllers see the Organization going and send
 // nothing more, so nobody is told anything twice, or at all, about objects that go with it.
 func (r *OrganizationReconciler) deleteChildren(ctx context.Context, org *rosterv1.Organization) (_ ctrl.Result, gone bool, _ error) {
+	// The cache first; once it holds none, the API server, for a shard's cache does not
+	// hold a child not yet labelled for the shard.
+	for _, pastCache := range []bool{false, true} {
+		if res, left, err := r.deleteSome(ctx, org, pastCache); err != nil || left {
+			return res, false, err
+		}
+	}
+	if door := org.Status.DoorNumber; door != "" {
+		me := rosterv1.ClaimHolder{Kind: "Organization", Namespace: org.Namespace, Name: org.Name}
+		if err := (membership.Claims{Client: r.Client, Reader: r.APIReader}).Release(ctx, membership.DoorNumberClaimName(door), me); err != nil {
+			return ctrl.Result{}, false, err
+		}
+	}
+	r.Recorder.Eventf(org, nil, corev1.EventTypeNormal, "ChildrenDeleted", "Delete", "Every invitation, collaboration, external user and member of the organization was deleted")
+	orig := org.DeepCopy()
+	controllerutil.RemoveFinalizer(org, rosterv1.Finalizer)
+	return ctrl.Result{}, true, client.IgnoreNotFound(r.Patch(ctx, org, client.MergeFrom(orig)))
+}
+
+// deleteSome deletes a bounded number of the organization's children of the first kind in
+// childKinds' order that has any, read from the cache or past it; left reports that there
+// were some.
+func (r *OrganizationReconciler) deleteSome(ctx context.Context, org *rosterv1.Organization, pastCache bool) (_ ctrl.Result, left bool, _ error) {
 	for i, kind := range childKinds {
-		list := kind.list()
-		if err := r.List(ctx, list, client.InNamespace(org.Namespace), client.MatchingFields{IndexOrganization: org.Name}); err != nil {
+		list, err := r.children(ctx, org, kind.list(), pastCache, nil)
+		if err != nil {
 			return ctrl.Result{}, false, err
 		}
 		n := meta.LenList(list)
@@ -149,7 +174,7 @@ func (r *OrganizationReconciler) deleteChildren(ctx context.Context, org *roster
 			continue
 		}
 		deleted := 0
-		err := forEach(list, func(o client.Object) {
+		err = forEach(list, func(o client.Object) {
 			if deleted >= childWritesPerPass || !o.GetDeletionTimestamp().IsZero() {
 				return
 			}
@@ -172,51 +197,61 @@ func (r *OrganizationReconciler) deleteChildren(ctx context.Context, org *roster
 		}
 		conclude(org, working, false, rosterv1.ReasonOrganizationDeleting, msg)
 		// The children's watches bring the organization back sooner.
-		return ctrl.Result{RequeueAfter: 2 * time.Second}, false, nil
+		return ctrl.Result{RequeueAfter: 2 * time.Second}, true, nil
 	}
-	if door := org.Status.DoorNumber; door != "" {
-		me := rosterv1.ClaimHolder{Kind: "Organization", Namespace: org.Namespace, Name: org.Name}
-		if err := (membership.Claims{Client: r.Client, Reader: r.APIReader}).Release(ctx, membership.DoorNumberClaimName(door), me); err != nil {
-			return ctrl.Result{}, false, err
-		}
+	return ctrl.Result{}, false, nil
+}
+
+// children lists the organization's children of one kind: from the cache through its index,
+// or past it, with the organization as a field selector and at most childWritesPerPass of
+// them. A shard's manager caches only the children labelled for its shard, so what may
+// carry another label (a child not yet labelled, or one a moved organization has not yet
+// taken along) is looked for past the cache. sel narrows by labels; nil takes all.
+func (r *OrganizationReconciler) children(ctx context.Context, org *rosterv1.Organization, list client.ObjectList, pastCache bool, sel labels.Selector) (client.ObjectList, error) {
+	opts := []client.ListOption{client.InNamespace(org.Namespace), client.MatchingFields{IndexOrganization: org.Name}}
+	if sel != nil {
+		opts = append(opts, client.MatchingLabelsSelector{Selector: sel})
 	}
-	r.Recorder.Eventf(org, nil, corev1.EventTypeNormal, "ChildrenDeleted", "Delete", "Every invitation, collaboration, external user and member of the organization was deleted")
-	orig := org.DeepCopy()
-	controllerutil.RemoveFinalizer(org, rosterv1.Finalizer)
-	return ctrl.Result{}, true, client.IgnoreNotFound(r.Patch(ctx, org, client.MergeFrom(orig)))
+	if !pastCache {
+		return list, r.List(ctx, list, opts...)
+	}
+	return list, r.APIReader.List(ctx, list, append(opts, client.Limit(childWritesPerPass))...)
 }
 
 // moveChildren gives the organization's children its shard label when that changed, a
 // bounded number a pass, so that they follow it to the manager that serves that shard. It
-// reports whether every child carries it.
+// reports whether every child carries it. The children are looked for past the cache: the
+// new shard's manager may cache only what is already labelled for it, and the old shard's
+// own controllers, which also move them, may be gone.
 func (r *OrganizationReconciler) moveChildren(ctx context.Context, org *rosterv1.Organization) (bool, error) {
 	want := org.Labels[rosterv1.LabelShard]
 	if org.Status.Shard == want {
 		return true, nil
 	}
-	moved := 0
+	op, values := selection.NotEquals, []string{want}
+	if want == "" {
+		op, values = selection.Exists, nil
+	}
+	other, err := labels.NewRequirement(rosterv1.LabelShard, op, values)
+	if err != nil {
+		return false, err
+	}
 	for _, kind := range childKinds {
-		list := kind.list()
-		if err := r.List(ctx, list, client.InNamespace(org.Namespace), client.MatchingFields{IndexOrganization: org.Name}); err != nil {
-			return false, err
-		}
-		var err error
-		_ = forEach(list, func(o client.Object) {
-			if err != nil || moved >= childWritesPerPass || o.GetLabels()[rosterv1.LabelShard] == want {
-				return
-			}
-			orig := o.DeepCopyObject().(client.Object)
-			setLabels(o, map[string]string{rosterv1.LabelShard: want})
-			if err = client.IgnoreNotFound(r.Patch(ctx, o, client.MergeFrom(orig))); err == nil {
-				moved++
-			}
-		})
+		list, err := r.children(ctx, org, kind.list(), true, labels.NewSelector().Add(*other))
 		if err != nil {
 			return false, err
 		}
-	}
-	if moved > 0 {
-		return false, nil // the next pass sees whether any is left
+		if meta.LenList(list) == 0 {
+			continue
+		}
+		err = forEach(list, func(o client.Object) {
+			orig := o.DeepCopyObject().(client.Object)
+			setLabels(o, map[string]string{rosterv1.LabelShard: want})
+			if perr := client.IgnoreNotFound(r.Patch(ctx, o, client.MergeFrom(orig))); perr != nil && err == nil {
+				err = perr
+			}
+		})
+		return false, err // the next pass sees whether any is left
 	}
 	org.Status.Shard = want
 	return true, nil

@@ -12,9 +12,12 @@ import (
 // shard also takes what carries no label. The empty Shard reconciles everything, as a
 // single manager does.
 //
-// Every replica still caches every object, because the admission webhooks any of them may
-// answer look people up across the whole cluster; sharding divides the reconciling and the
-// sending, not the memory.
+// A named shard's manager that serves no webhooks caches only its own organizations'
+// children (operator.NewShardManager); the default shard and any manager serving the
+// webhooks cache everything, because the webhooks look people up in every organization and
+// the default shard labels the children nobody has labelled yet. What a narrowed cache may
+// not hold (a child not labelled yet, one a moved organization has not taken along) the
+// Organization controller looks for past the cache.
 type Shard string
 
 // Has reports whether obj is this shard's to reconcile.

@@ -8,7 +8,10 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -21,8 +24,10 @@ import (
 )
 
 // startShard starts a manager for one shard, as a Deployment started with --shard would,
-// and returns how to stop it. Only one of them serves the webhooks, on envtest's port.
-func startShard(shard string, webhooks bool) func() {
+// and returns it and how to stop it. Only one of them serves the webhooks, on envtest's
+// port; a named shard without them caches only its own organizations' children, as
+// cmd/manager does.
+func startShard(shard string, webhooks bool) (manager.Manager, func()) {
 	opts := testEnv.WebhookInstallOptions
 	mopts := manager.Options{
 		Metrics:    metricsserver.Options{BindAddress: "0"},
@@ -31,7 +36,13 @@ func startShard(shard string, webhooks bool) func() {
 	if webhooks {
 		mopts.WebhookServer = webhook.NewServer(webhook.Options{Host: opts.LocalServingHost, Port: opts.LocalServingPort, CertDir: opts.LocalServingCertDir})
 	}
-	mgr, err := operator.NewManager(managerCfg, mopts)
+	newManager := operator.NewManager
+	if operator.NarrowsCache(shard, webhooks) {
+		newManager = func(cfg *rest.Config, o manager.Options) (manager.Manager, error) {
+			return operator.NewShardManager(cfg, o, shard)
+		}
+	}
+	mgr, err := newManager(managerCfg, mopts)
 	Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	Expect(operator.Setup(ctx, mgr, operator.Options{
@@ -45,16 +56,17 @@ func startShard(shard string, webhooks bool) func() {
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
 	Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
-	return func() { cancel(); <-done }
+	return mgr, func() { cancel(); <-done }
 }
 
 var _ = Describe("Shards", Ordered, func() {
 	var stopA, stopDefault func()
+	var shardA manager.Manager
 	BeforeAll(func() {
 		stopManager()
 		<-managerDone
-		stopA = startShard("a", true)
-		stopDefault = startShard(rosterv1.DefaultShard, false)
+		shardA, stopA = startShard("a", false)
+		_, stopDefault = startShard(rosterv1.DefaultShard, true)
 	})
 	AfterAll(func() {
 		stopA()
@@ -107,6 +119,18 @@ var _ = Describe("Shards", Ordered, func() {
 		Expect(k8sClient.List(ctx, ms, client.InNamespace(ns), client.MatchingLabels{rosterv1.LabelShard: "a"})).To(Succeed())
 		Expect(ms.Items).To(HaveLen(n/2), "members are born in their invitation's shard")
 
+		By("shard a's manager caches its own organizations' children only, and every Organization")
+		Expect(shardA.GetCache().List(ctx, ms, client.InNamespace(ns))).To(Succeed())
+		Expect(ms.Items).To(HaveLen(n / 2))
+		for _, m := range ms.Items {
+			Expect(m.Labels).To(HaveKeyWithValue(rosterv1.LabelShard, "a"), m.Name)
+		}
+		Expect(shardA.GetCache().List(ctx, invs, client.InNamespace(ns))).To(Succeed())
+		Expect(invs.Items).To(HaveLen(n / 2))
+		orgs := &rosterv1.OrganizationList{}
+		Expect(shardA.GetCache().List(ctx, orgs, client.InNamespace(ns))).To(Succeed())
+		Expect(orgs.Items).To(HaveLen(n))
+
 		By("each object's Events come from its own shard's manager only")
 		list := &eventsv1List{}
 		Expect(k8sClient.List(ctx, &list.EventList, client.InNamespace(ns))).To(Succeed())
@@ -126,4 +150,75 @@ var _ = Describe("Shards", Ordered, func() {
 			}
 		}
 	})
+
+	It("an organization moves to a shard whose cache did not hold its children, and back, and is deleted there", func(ctx context.Context) {
+		ns := newNamespace(ctx)
+		org := &rosterv1.Organization{ObjectMeta: metav1.ObjectMeta{Name: "mover", Namespace: ns},
+			Spec: rosterv1.OrganizationSpec{DisplayName: "Mover", Admins: []rosterv1.Subject{{Kind: "User", Name: adminUser}}}}
+		Eventually(func() error { return k8sClient.Create(ctx, org) }, timeout, interval).Should(Succeed())
+		for i := range 3 {
+			inv := invitation(ns, fmt.Sprintf("inv-%d", i), rosterv1.InvitationMethodLink, rosterv1.Invitee{Name: "Someone"}, func(inv *rosterv1.Invitation) {
+				inv.Spec.OrganizationRef.Name = "mover"
+			})
+			Eventually(func() error { return adminClient.Create(ctx, inv) }, timeout, interval).Should(Succeed())
+		}
+		shardOfChildren := func(g Gomega) map[string]string {
+			got := map[string]string{}
+			invs, ms := &rosterv1.InvitationList{}, &rosterv1.MemberList{}
+			g.Expect(k8sClient.List(ctx, invs, client.InNamespace(ns))).To(Succeed())
+			g.Expect(k8sClient.List(ctx, ms, client.InNamespace(ns))).To(Succeed())
+			for _, o := range invs.Items {
+				got["Invitation/"+o.Name] = o.Labels[rosterv1.LabelShard]
+			}
+			for _, o := range ms.Items {
+				got["Member/"+o.Name] = o.Labels[rosterv1.LabelShard]
+			}
+			return got
+		}
+		Eventually(func(g Gomega) {
+			got := shardOfChildren(g)
+			g.Expect(got).To(HaveLen(6), "three invitations, each with its Member")
+			for id, shard := range got {
+				g.Expect(shard).To(BeEmpty(), id)
+			}
+		}, 30*time.Second, interval).Should(Succeed())
+
+		moveTo := func(shard string) {
+			Expect(patchLabels(ctx, org, shard)).To(Succeed())
+			Eventually(func(g Gomega) {
+				g.Expect(k8sClient.Get(ctx, key(ns, "mover"), org)).To(Succeed())
+				g.Expect(org.Status.Shard).To(Equal(shard))
+			}, 30*time.Second, 50*time.Millisecond).Should(Succeed())
+			// status.shard says that every child carries the label, so they all do by now.
+			for id, got := range shardOfChildren(Default) {
+				Expect(got).To(Equal(shard), id)
+			}
+		}
+		By("to shard a, whose cache held none of its children")
+		moveTo("a")
+		Eventually(func(g Gomega) {
+			ms := &rosterv1.MemberList{}
+			g.Expect(shardA.GetCache().List(ctx, ms, client.InNamespace(ns))).To(Succeed())
+			g.Expect(ms.Items).To(HaveLen(3))
+		}, timeout, interval).Should(Succeed())
+		By("back to the default shard")
+		moveTo("")
+		By("to shard a again, and deleted there")
+		moveTo("a")
+		Expect(adminClient.Delete(ctx, org)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(shardOfChildren(g)).To(BeEmpty())
+			g.Expect(apierrors.IsNotFound(k8sClient.Get(ctx, key(ns, "mover"), org))).To(BeTrue())
+		}, 30*time.Second, interval).Should(Succeed())
+	})
 })
+
+// patchLabels sets, or with "" removes, an Organization's shard label.
+func patchLabels(ctx context.Context, org *rosterv1.Organization, shard string) error {
+	value := "null"
+	if shard != "" {
+		value = fmt.Sprintf("%q", shard)
+	}
+	return k8sClient.Patch(ctx, org, client.RawPatch(types.MergePatchType,
+		[]byte(fmt.Sprintf(`{"metadata":{"labels":{%q:%s}}}`, rosterv1.LabelShard, value))))
+}

@@ -124,6 +124,7 @@ type CollaborationStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=collab,categories=roster
+// +kubebuilder:selectablefield:JSONPath=`.spec.organizationRef.name`
 // +kubebuilder:printcolumn:name="Collaborator",type=string,JSONPath=`.spec.collaborator.displayName`
 // +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.collaborator.email`
 // +kubebuilder:printcolumn:name="Modules",type=integer,JSONPath=`.status.activeModules`

@@ -221,6 +221,7 @@ type ExternalUserStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=xu,categories=roster
+// +kubebuilder:selectablefield:JSONPath=`.spec.organizationRef.name`
 // +kubebuilder:selectablefield:JSONPath=`.spec.application`
 // +kubebuilder:selectablefield:JSONPath=`.spec.displayName`
 // +kubebuilder:selectablefield:JSONPath=`.spec.email`

@@ -230,6 +230,7 @@ type InvitationStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=inv,categories=roster
+// +kubebuilder:selectablefield:JSONPath=`.spec.organizationRef.name`
 // +kubebuilder:printcolumn:name="Invitee",type=string,JSONPath=`.spec.invitee.name`
 // +kubebuilder:printcolumn:name="Method",type=string,JSONPath=`.spec.method`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`

@@ -188,6 +188,7 @@ type MemberStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=mem,categories=roster
+// +kubebuilder:selectablefield:JSONPath=`.spec.organizationRef.name`
 // +kubebuilder:printcolumn:name="Display Name",type=string,JSONPath=`.spec.displayName`
 // +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.email`
 // +kubebuilder:printcolumn:name="Department",type=string,JSONPath=`.spec.department`

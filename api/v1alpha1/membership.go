@@ -24,7 +24,9 @@ const (
 
 // Cache indexes the manager registers, shared by controllers, webhooks and pages.
 const (
-	// IndexOrganization indexes every kind with an organizationRef by its name.
+	// IndexOrganization indexes every kind with an organizationRef by its name. It is also
+	// a selectable field of each such kind, so that one organization's children can be
+	// listed from the API server without a cache that holds them (a shard's manager).
 	IndexOrganization = "spec.organizationRef.name"
 	// IndexUsername indexes Members by spec.username, to find one person's account.
 	IndexUsername = "spec.username"

@@ -7,10 +7,12 @@ import (
 	"os"
 	"time"
 
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/roster-dev/roster/internal/notify"
@@ -48,7 +50,7 @@ func main() {
 	flag.DurationVar(&passTimeout, "reconcile-timeout", operator.DefaultPassTimeout, "The longest one reconcile pass may take, sends included.")
 	flag.Var(&allow, "notify-allow-cidr", notify.AllowListUsage)
 	flag.StringVar(&shard, "shard", "", "Reconcile only the Organizations labelled org.roster.dev/shard=NAME and their children, with a leader election of their own; "+
-		"\"default\" also takes the unlabelled ones. Empty reconciles everything.")
+		"\"default\" also takes the unlabelled ones. Empty reconciles everything. A named shard started with --webhooks=false caches only its own organizations' children.")
 	flag.StringVar(&webhookHost, "webhook-host", "", "Address the admission webhook server binds to; empty for all addresses.")
 	flag.IntVar(&webhookPort, "webhook-port", webhook.DefaultPort, "Port the admission webhook server listens on.")
 	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "",
@@ -59,7 +61,14 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
-	mgr, err := operator.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	newManager := operator.NewManager
+	if operator.NarrowsCache(shard, webhooks) {
+		// A named shard that serves no webhooks caches only its own organizations' children.
+		newManager = func(cfg *rest.Config, opts ctrl.Options) (manager.Manager, error) {
+			return operator.NewShardManager(cfg, opts, shard)
+		}
+	}
+	mgr, err := newManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Metrics:                operator.MetricsOptions(metricsAddr),
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElection,

@@ -42,8 +42,39 @@ func CacheOptions() cache.Options {
 // NewManager builds a manager with Roster's scheme and cache rules; opts fills in the rest
 // (metrics, health probes, leader election, webhook server).
 func NewManager(cfg *rest.Config, opts manager.Options) (manager.Manager, error) {
+	return newManager(cfg, opts, CacheOptions())
+}
+
+// NewShardManager builds the manager of one named shard that serves no webhooks: its cache
+// holds only its own organizations' invitations, members, external users and
+// collaborations, so that shards divide the memory as well as the work. Organizations stay
+// cached whole (they are few, and a shard reads one to follow it when it moves), and so do
+// Secrets, Claims and ledgers. A manager that serves the webhooks, or the default shard,
+// which takes the objects not yet labelled, needs NewManager: the webhooks look people up
+// in every organization.
+func NewShardManager(cfg *rest.Config, opts manager.Options, shard string) (manager.Manager, error) {
+	return newManager(cfg, opts, ShardCacheOptions(shard))
+}
+
+// ShardCacheOptions are CacheOptions narrowed to one shard's children.
+func ShardCacheOptions(shard string) cache.Options {
+	opts := CacheOptions()
+	only := labels.SelectorFromSet(labels.Set{rosterv1.LabelShard: shard})
+	for _, obj := range []client.Object{&rosterv1.Invitation{}, &rosterv1.Member{}, &rosterv1.ExternalUser{}, &rosterv1.Collaboration{}} {
+		opts.ByObject[obj] = cache.ByObject{Label: only}
+	}
+	return opts
+}
+
+// NarrowsCache reports whether a manager for shard that serves webhooks or not can cache
+// only that shard's children (NewShardManager).
+func NarrowsCache(shard string, webhooks bool) bool {
+	return shard != "" && shard != rosterv1.DefaultShard && !webhooks
+}
+
+func newManager(cfg *rest.Config, opts manager.Options, cacheOpts cache.Options) (manager.Manager, error) {
 	opts.Scheme = NewScheme()
-	opts.Cache = CacheOptions()
+	opts.Cache = cacheOpts
 	if opts.Controller.MaxConcurrentReconciles == 0 {
 		opts.Controller.MaxConcurrentReconciles = DefaultWorkers
 	}
