@@ -133,16 +133,19 @@ func templateCommand(a *app) *cobra.Command {
 Columns may come in any order; each row needs an email or a phone.`,
 		Example: `  kubectl roster template -o people.csv`,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output == "" {
-				_, err := a.streams.Out.Write(bulk.Template())
-				return err
-			}
-			return os.WriteFile(output, bulk.Template(), 0o644)
-		},
+		RunE:    func(*cobra.Command, []string) error { return writeTemplate(a, output, bulk.Template()) },
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the template to this file instead of standard output")
 	return cmd
+}
+
+// writeTemplate writes a CSV template to the file output, or to standard output.
+func writeTemplate(a *app, output string, csv []byte) error {
+	if output == "" {
+		_, err := a.streams.Out.Write(csv)
+		return err
+	}
+	return os.WriteFile(output, csv, 0o644)
 }
 
 func importCommand(a *app) *cobra.Command {

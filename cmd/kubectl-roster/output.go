@@ -24,18 +24,7 @@ func changeCommand(a *app, use, short, what string,
 		Use:     use + " (NAME... | -l SELECTOR | --from-department DEPT) [--org ORG]",
 		Short:   short,
 		Example: fmt.Sprintf("  kubectl roster %s bob carol\n  kubectl roster %s -l org.roster.dev/department=Sales --org acme", use, use),
-		RunE: func(cmd *cobra.Command, names []string) error {
-			s, err := sel.selector(names)
-			if err != nil {
-				return err
-			}
-			c, ns, err := a.client(sel.dryRun)
-			if err != nil {
-				return err
-			}
-			res, err := run(cmd.Context(), c, ns, sel.org, s)
-			return report(a.streams, what, res, sel.dryRun, err)
-		},
+		RunE:    changeRunE(a, what, sel.selector, &sel.org, &sel.dryRun, run),
 	}
 	sel.addFlags(cmd, what)
 	return cmd
@@ -120,4 +109,23 @@ func openInput(name string, stdin io.Reader) (io.Reader, func(), error) {
 		return nil, nil, err
 	}
 	return f, func() { _ = f.Close() }, nil
+}
+
+// changeRunE is the RunE of a bulk change, for members and external users alike: it reads
+// the selection of the command's flags, makes the client (one that only asks the API server
+// with --dry-run=server), runs the change and prints one line per object.
+func changeRunE[S any](a *app, what string, choose func(names []string) (S, error), org *string, dryRun *bool,
+	run func(context.Context, client.Client, string, string, S) (bulk.EditResult, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, names []string) error {
+		s, err := choose(names)
+		if err != nil {
+			return err
+		}
+		c, ns, err := a.client(*dryRun)
+		if err != nil {
+			return err
+		}
+		res, err := run(cmd.Context(), c, ns, *org, s)
+		return report(a.streams, what, res, *dryRun, err)
+	}
 }

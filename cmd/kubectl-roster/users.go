@@ -32,13 +32,7 @@ example row. team is the email of the member who serves the client; give several
 by spaces, and the first one leads. role becomes the client's title.`,
 		Example: `  kubectl roster template clients -o clients.csv`,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output == "" {
-				_, err := a.streams.Out.Write(bulk.ClientTemplate())
-				return err
-			}
-			return os.WriteFile(output, bulk.ClientTemplate(), 0o644)
-		},
+		RunE:    func(*cobra.Command, []string) error { return writeTemplate(a, output, bulk.ClientTemplate()) },
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the template to this file instead of standard output")
 	return cmd
@@ -284,18 +278,7 @@ func userChangeCommand(a *app, use, short, long string,
 		Long:  long,
 		Example: fmt.Sprintf("  kubectl roster users %s erin-support\n  kubectl roster users %s -l org.roster.dev/company=Partner-GmbH --application support-portal --dry-run=server",
 			use, use),
-		RunE: func(cmd *cobra.Command, names []string) error {
-			s, err := sel.selector(names)
-			if err != nil {
-				return err
-			}
-			c, ns, err := a.client(sel.dryRun)
-			if err != nil {
-				return err
-			}
-			res, err := run(cmd.Context(), c, ns, sel.org, s)
-			return report(a.streams, "external users", res, sel.dryRun, err)
-		},
+		RunE: changeRunE(a, "external users", sel.selector, &sel.org, &sel.dryRun, run),
 	}
 	sel.addFlags(cmd, true)
 	return cmd
