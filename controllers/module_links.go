@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,7 +25,7 @@ func moduleLinkSecretName(org *rosterv1.Organization, kind rosterv1.ModuleKind, 
 	sum := linktoken.Hash(string(kind) + "/" + name)[:12]
 	prefix := org.Name
 	if n := validation.DNS1123SubdomainMaxLength - len("-module-") - len(sum); len(prefix) > n {
-		prefix = prefix[:n]
+		prefix = strings.TrimRight(prefix[:n], ".-")
 	}
 	return prefix + "-module-" + sum
 }
