@@ -88,6 +88,9 @@ func (d collaborationDecision) changes(c *rosterv1.Collaboration) bool {
 // every recorded module that is no longer in spec, or expired, is told once
 // (collaborator-removed) and forgotten. The person is told by email when they have an
 // address and the organization an email channel, else by SMS likewise, else not at all.
+// A Pending module (asked for on its link) is none of the person's modules yet: it is only
+// counted in pendingModules; once an admin approves it, it is added and told like any
+// other. A collaboration with only pending modules is PendingApproval and is never deleted.
 func decideCollaboration(f collaborationFacts, now time.Time) collaborationDecision {
 	c := f.Collaboration
 	d := collaborationDecision{Phase: c.Status.Phase, ActiveModules: c.Status.ActiveModules, PendingModules: c.Status.PendingModules,
