@@ -7,6 +7,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
@@ -149,5 +150,49 @@ func TestModuleLinkRefused(t *testing.T) {
 	must(t, e2e.k8s.List(context.Background(), list, client.InNamespace(org.Namespace)))
 	if len(list.Items) != 0 {
 		t.Errorf("%d collaborations after refused requests", len(list.Items))
+	}
+}
+
+// TestModuleLinkAddsToExistingCollaboration: someone an admin already brought into a module
+// asks for another on its link; the portal, under its own RBAC, adds the module as Pending
+// to their Collaboration rather than making a second one, and they stay in the first.
+func TestModuleLinkAddsToExistingCollaboration(t *testing.T) {
+	needE2E(t)
+	org := newOrg(t, withModuleLink)
+	link := moduleLink(t, org, "apollo", 0)
+	const addr = "quinn@partner.example"
+	c := &rosterv1.Collaboration{ObjectMeta: metav1.ObjectMeta{Name: "quinn", Namespace: org.Namespace},
+		Spec: rosterv1.CollaborationSpec{OrganizationRef: rosterv1.OrganizationReference{Name: org.Name},
+			Collaborator: rosterv1.Collaborator{DisplayName: "Quinn", Email: addr},
+			Modules:      []rosterv1.Module{{Kind: "Task", Name: "copy", Role: "editor"}}}}
+	must(t, e2e.admin.Create(context.Background(), c))
+	if m := nextMail(t, addr); !strings.Contains(m.Text, "copy") {
+		t.Fatalf("the first mail is not about the task: %q", m.Subject)
+	}
+
+	ctx := tab(t)
+	open(t, ctx, link)
+	fill(t, ctx, map[string]string{"displayName": "Quinn Q.", "email": addr})
+	submit(t, ctx, "details")
+	fill(t, ctx, map[string]string{"code": codeIn(t, nextMail(t, addr))})
+	submit(t, ctx, "verify")
+	expectPage(t, ctx, "Done", "Your request to join Project apollo was sent.")
+
+	list := &rosterv1.CollaborationList{}
+	must(t, e2e.k8s.List(context.Background(), list, client.InNamespace(org.Namespace)))
+	if len(list.Items) != 1 || list.Items[0].Name != "quinn" {
+		t.Fatalf("collaborations %d (want only the admin's quinn)", len(list.Items))
+	}
+	eventually(t, "the request is counted", func() bool {
+		return e2e.k8s.Get(context.Background(), client.ObjectKeyFromObject(c), c) == nil && c.Status.PendingModules == 1 &&
+			c.Status.ObservedGeneration == c.Generation
+	})
+	want := []rosterv1.Module{{Kind: "Task", Name: "copy", Role: "editor", Approval: rosterv1.ModuleApproved},
+		{Kind: "Project", Name: "apollo", Role: "viewer", Approval: rosterv1.ModulePending}}
+	if len(c.Spec.Modules) != 2 || c.Spec.Modules[0] != want[0] || c.Spec.Modules[1] != want[1] || c.Spec.Collaborator.DisplayName != "Quinn" {
+		t.Fatalf("the collaboration is %+v", c.Spec)
+	}
+	if c.Status.Phase != rosterv1.CollaborationActive || c.Status.ActiveModules != 1 {
+		t.Errorf("status %+v; the person stays in the task", c.Status)
 	}
 }
