@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -399,6 +401,80 @@ var _ = Describe("Authority that cannot be forged", func() {
 			"only Roster writes a collaboration's status")
 		refused(mallory.Delete(ctx, c), "only admins of Organization acme remove collaborators")
 		Expect(adminClient.Delete(ctx, c)).To(Succeed(), "a Super Admin may")
+	})
+
+	It("module links: the portal records requests to join and lets nobody in; members who may write collaborations are refused", func(ctx context.Context) {
+		org := &rosterv1.Organization{}
+		Expect(k8sClient.Get(ctx, key(ns, "acme"), org)).To(Succeed())
+		Expect(setSpec(ctx, adminClient, org, `{"moduleLinks":[{"kind":"Project","name":"apollo","role":"viewer"},{"kind":"File","name":"plan.xlsx"}]}`)).To(Succeed())
+		portal := k8sClientAs(portalConfig())
+		asked := func(mutate ...func(*rosterv1.Module)) func(*rosterv1.Collaboration) {
+			m := rosterv1.Module{Kind: "Project", Name: "apollo", Role: "viewer", Approval: rosterv1.ModulePending}
+			for _, f := range mutate {
+				f(&m)
+			}
+			return inModules(m)
+		}
+		jsonPatch := func(c client.Client, obj client.Object, ops string) error {
+			return c.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, []byte(ops)))
+		}
+
+		By("a member with RBAC to write collaborations asks for herself, or adds a module to someone's: refused as before")
+		refused(mallory.Create(ctx, collaboration(ns, "mallory-asks", "mallory@attack.example", asked())), "only admins of Organization acme bring collaborators into modules")
+		carl := collaboration(ns, "carl", "carl@attack.example", inModules(rosterv1.Module{Kind: "Task", Name: "copy"}))
+		Expect(adminClient.Create(ctx, carl)).To(Succeed())
+		refused(jsonPatch(mallory, carl, `[{"op":"add","path":"/spec/modules/-","value":{"kind":"Project","name":"apollo","role":"viewer","approval":"Pending"}}]`),
+			"only admins of Organization acme change collaborations")
+
+		By("the portal makes nobody a collaborator: every module it writes is Pending, offered by a link, with the link's role")
+		refused(portal.Create(ctx, collaboration(ns, "p1", "p1@attack.example", asked(func(m *rosterv1.Module) { m.Approval = rosterv1.ModuleApproved }))),
+			"the portal may not let anyone into a module: the module Project apollo must be Pending until an admin approves it")
+		refused(portal.Create(ctx, collaboration(ns, "p2", "p2@attack.example", asked(func(m *rosterv1.Module) { m.Approval = "" }))),
+			"must be Pending") // the API server defaults it to Approved
+		refused(portal.Create(ctx, collaboration(ns, "p3", "p3@attack.example", asked(func(m *rosterv1.Module) { m.Name = "secret-project" }))),
+			"the portal may not ask for the module Project secret-project: Organization acme offers no link for it in spec.moduleLinks")
+		refused(portal.Create(ctx, collaboration(ns, "p4", "p4@attack.example", asked(func(m *rosterv1.Module) { m.Role = "owner" }))),
+			`the portal may not ask for the module Project apollo with role "owner": its link gives role "viewer"`)
+		never := metav1.NewTime(fakeClock.Now().Add(1000 * time.Hour))
+		refused(portal.Create(ctx, collaboration(ns, "p5", "p5@attack.example", asked(func(m *rosterv1.Module) { m.ExpiresAt = &never }))),
+			"the portal may not set when the module Project apollo expires")
+		refused(portal.Create(ctx, collaboration(ns, "p6", "p6@attack.example", asked(), func(c *rosterv1.Collaboration) {
+			c.Spec.CleanupPolicy = rosterv1.CleanupRetain
+		})), "the portal may not choose a collaboration's cleanupPolicy")
+		refused(portal.Create(ctx, collaboration(ns, "p7", "p7@attack.example", asked(), func(c *rosterv1.Collaboration) {
+			c.Labels = map[string]string{"org.roster.dev/shard": "nowhere"}
+		})), "the portal may not give a collaboration labels")
+
+		By("it records a request")
+		paula := collaboration(ns, "paula", "paula@attack.example", asked())
+		Expect(portal.Create(ctx, paula)).To(Succeed())
+		paula = waitCollaboration(ctx, paula, rosterv1.CollaborationPendingApproval)
+
+		By("and then tries to approve it, change it, take it out, rename the person, or write status")
+		refused(jsonPatch(portal, paula, `[{"op":"replace","path":"/spec/modules/0/approval","value":"Approved"}]`),
+			"the portal may not change, approve or remove the module Project apollo: only admins decide on modules")
+		refused(jsonPatch(portal, paula, `[{"op":"replace","path":"/spec/modules/0/role","value":"editor"}]`), "only admins decide on modules")
+		refused(jsonPatch(portal, paula, `[{"op":"replace","path":"/spec/modules/0","value":{"kind":"File","name":"plan.xlsx","approval":"Pending"}}]`),
+			"only admins decide on modules")
+		refused(jsonPatch(portal, paula, `[{"op":"replace","path":"/spec/collaborator/email","value":"evil@attack.example"}]`),
+			"the portal may not change a collaboration's person, organization or cleanup policy")
+		refused(jsonPatch(portal, paula, `[{"op":"add","path":"/spec/modules/-","value":{"kind":"File","name":"plan.xlsx","approval":"Approved"}}]`),
+			"the portal may not let anyone into a module")
+		refused(portal.Status().Patch(ctx, paula, client.RawPatch(types.MergePatchType, []byte(`{"status":{"phase":"Active","activeModules":1}}`))),
+			"the portal may not write a collaboration's status")
+		refused(portal.Delete(ctx, paula), "only admins of Organization acme remove collaborators")
+		By("nor does it approve anyone else's, an admin's collaborator's included")
+		refused(jsonPatch(portal, carl, `[{"op":"add","path":"/spec/modules/-","value":{"kind":"File","name":"plan.xlsx","approval":"Approved"}}]`),
+			"the portal may not let anyone into a module")
+		refused(jsonPatch(portal, carl, `[{"op":"remove","path":"/spec/modules/0"}]`), "only admins decide on modules")
+
+		By("it adds another request; only an admin lets her in")
+		Expect(jsonPatch(portal, paula, `[{"op":"add","path":"/spec/modules/-","value":{"kind":"File","name":"plan.xlsx","approval":"Pending"}}]`)).To(Succeed())
+		refused(jsonPatch(mallory, paula, `[{"op":"replace","path":"/spec/modules/0/approval","value":"Approved"}]`), "only admins of Organization acme change collaborations")
+		Expect(jsonPatch(adam, paula, `[{"op":"replace","path":"/spec/modules/0/approval","value":"Approved"}]`)).To(Succeed(), "an Admin may")
+		paula = waitCollaboration(ctx, paula, rosterv1.CollaborationActive)
+		Expect(paula.Status.ActiveModules).To(BeEquivalentTo(1))
+		Expect(paula.Status.PendingModules).To(BeEquivalentTo(1))
 	})
 
 	It("shards: nobody moves an organization's children to another shard; they follow the Organization", func(ctx context.Context) {

@@ -89,6 +89,7 @@ func (r *CollaborationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 func (r *CollaborationReconciler) apply(c *rosterv1.Collaboration, d collaborationDecision) {
 	c.Status.Phase = d.Phase
 	c.Status.ActiveModules = d.ActiveModules
+	c.Status.PendingModules = d.PendingModules
 	c.Status.NotifiedModules = d.NotifiedModules
 	for _, m := range d.Queue {
 		r.outbox(r.Clock).queue(c, m.Key, m.Channel)

@@ -3,6 +3,7 @@ package controllers
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -57,6 +58,7 @@ type conditionValue struct {
 type collaborationDecision struct {
 	Phase           rosterv1.CollaborationPhase
 	ActiveModules   int32
+	PendingModules  int32
 	NotifiedModules []string
 	// Queue are the messages to record in status.deliveries and send.
 	Queue  []collaborationMessage
@@ -86,9 +88,13 @@ func (d collaborationDecision) changes(c *rosterv1.Collaboration) bool {
 // every recorded module that is no longer in spec, or expired, is told once
 // (collaborator-removed) and forgotten. The person is told by email when they have an
 // address and the organization an email channel, else by SMS likewise, else not at all.
+// A Pending module (asked for on its link) is none of the person's modules yet: it is only
+// counted in pendingModules; once an admin approves it, it is added and told like any
+// other. A collaboration with only pending modules is PendingApproval and is never deleted.
 func decideCollaboration(f collaborationFacts, now time.Time) collaborationDecision {
 	c := f.Collaboration
-	d := collaborationDecision{Phase: c.Status.Phase, ActiveModules: c.Status.ActiveModules, NotifiedModules: c.Status.NotifiedModules}
+	d := collaborationDecision{Phase: c.Status.Phase, ActiveModules: c.Status.ActiveModules, PendingModules: c.Status.PendingModules,
+		NotifiedModules: c.Status.NotifiedModules}
 	if f.Organization == nil {
 		d.Progress, d.Reason = stalled, rosterv1.ReasonOrganizationNotFound
 		d.Message = fmt.Sprintf("Organization %q does not exist in namespace %s; create it or fix spec.organizationRef",
@@ -98,17 +104,24 @@ func decideCollaboration(f collaborationFacts, now time.Time) collaborationDecis
 	who := c.Spec.Collaborator.DisplayName
 	ch := collaborationChannel(c.Spec.Collaborator, f.Organization)
 
-	// The modules the person is in now, and when the next of them expires.
+	// The modules the person is in now, those they asked for and wait for an admin (they are
+	// not in them, so they count for nothing and nobody is told), and when the next of
+	// either expires.
 	var active []string
+	var pendingIdx []int
 	activeSet := map[string]bool{}
 	expired := map[string]bool{}
-	for _, m := range c.Spec.Modules {
+	for i, m := range c.Spec.Modules {
 		id := moduleID(m.Kind, m.Name)
 		if m.ExpiresAt != nil && !now.Before(m.ExpiresAt.Time) {
 			expired[id] = true
 			continue
 		}
-		active, activeSet[id] = append(active, id), true
+		if m.IsPending() {
+			pendingIdx = append(pendingIdx, i)
+		} else {
+			active, activeSet[id] = append(active, id), true
+		}
 		if m.ExpiresAt != nil {
 			if after := m.ExpiresAt.Sub(now); d.RequeueAfter == 0 || after < d.RequeueAfter {
 				d.RequeueAfter = after
@@ -116,6 +129,7 @@ func decideCollaboration(f collaborationFacts, now time.Time) collaborationDecis
 		}
 	}
 	d.ActiveModules = int32(len(active))
+	d.PendingModules = int32(len(pendingIdx))
 
 	// What the records say: the latest message about each module, and what is under way.
 	byKeyModule := map[string]rosterv1.Delivery{}
@@ -205,6 +219,8 @@ func decideCollaboration(f collaborationFacts, now time.Time) collaborationDecis
 		}
 	}
 	switch {
+	case len(active) == 0 && len(pendingIdx) > 0:
+		d.Phase = rosterv1.CollaborationPendingApproval
 	case len(active) == 0:
 		d.Phase = rosterv1.CollaborationRemoved
 	case heard:
@@ -220,6 +236,14 @@ func decideCollaboration(f collaborationFacts, now time.Time) collaborationDecis
 	d.Notified = notifiedCondition(c, f.Organization, ch, len(active), failed, last, byKeyModule, underWay)
 	cmd := fmt.Sprintf("kubectl get collab %s -n %s -o yaml", c.Name, c.Namespace)
 	switch {
+	case len(active) == 0 && len(pendingIdx) > 0:
+		// An admin decides; to kstatus the object is InProgress (Ready False), as a Member
+		// awaiting approval is, and Reconciling while a message about a module they left is
+		// still under way. It is never deleted: the request stands until an admin decides.
+		d.Progress = map[bool]progress{true: working, false: settled}[underWay]
+		d.Reason = rosterv1.ReasonModulesAwaitingApproval
+		d.Message = fmt.Sprintf("%s asked to join %s and is in no module until an admin approves. %s",
+			who, pendingList(c, pendingIdx), approvalCommands(c, pendingIdx))
 	case len(active) == 0 && underWay:
 		d.Progress, d.Reason = working, rosterv1.ReasonRemoving
 		d.Message = fmt.Sprintf("In no module any more; telling %s before the Collaboration is %s", who,
@@ -247,8 +271,64 @@ func decideCollaboration(f collaborationFacts, now time.Time) collaborationDecis
 			d.Message += fmt.Sprintf("; the next expires at %s", now.Add(d.RequeueAfter).UTC().Format(time.RFC3339))
 		}
 	}
+	if len(active) > 0 && len(pendingIdx) > 0 {
+		// The person is in their other modules; the ones they asked for wait, and the message
+		// says how to decide.
+		d.Message += fmt.Sprintf(". Also asked to join %s, awaiting approval. %s", pendingList(c, pendingIdx), approvalCommands(c, pendingIdx))
+	}
 	return d
 }
+
+// maxPendingInMessage bounds the modules a condition message names and gives commands for:
+// a condition message holds 32768 characters, and a Collaboration can list 256 modules.
+const maxPendingInMessage = 3
+
+// pendingList names the modules at idx for a message: "Project apollo, File plan.xlsx".
+func pendingList(c *rosterv1.Collaboration, idx []int) string {
+	var names []string
+	for _, i := range idx[:min(len(idx), maxPendingInMessage)] {
+		names = append(names, string(c.Spec.Modules[i].Kind)+" "+c.Spec.Modules[i].Name)
+	}
+	if n := len(idx) - maxPendingInMessage; n > 0 {
+		names = append(names, fmt.Sprintf("%d more", n))
+	}
+	return strings.Join(names, ", ")
+}
+
+// approvalCommands are the kubectl commands that approve, or decline, the modules at idx
+// (the first few of them; past those, kubectl edit). Each JSON patch tests the module's
+// kind and name before it touches the entry, so that a list that changed meanwhile makes the
+// command fail rather than decide on another module.
+func approvalCommands(c *rosterv1.Collaboration, idx []int) string {
+	var approve, decline []string
+	var more string
+	if len(idx) > maxPendingInMessage {
+		idx = idx[:maxPendingInMessage]
+		more = fmt.Sprintf(" ; for the rest: kubectl edit collab %s -n %s and set approval: Approved, or remove the entry", c.Name, c.Namespace)
+	}
+	for _, i := range idx {
+		m := c.Spec.Modules[i]
+		test := fmt.Sprintf(`{"op":"test","path":"/spec/modules/%d/kind","value":%s},{"op":"test","path":"/spec/modules/%d/name","value":%s}`,
+			i, jsonString(string(m.Kind)), i, jsonString(m.Name))
+		approve = append(approve, test+fmt.Sprintf(`,{"op":"replace","path":"/spec/modules/%d/approval","value":"Approved"}`, i))
+		decline = append(decline, test+fmt.Sprintf(`,{"op":"remove","path":"/spec/modules/%d"}`, i))
+	}
+	// Removing entries from the end first keeps the indexes of the others right.
+	slices.Reverse(decline)
+	patch := func(ops []string) string {
+		return fmt.Sprintf("kubectl patch collab %s -n %s --type=json -p %s", c.Name, c.Namespace, shellQuote("["+strings.Join(ops, ",")+"]"))
+	}
+	return fmt.Sprintf("To approve: %s ; to decline, remove the entry: %s%s", patch(approve), patch(decline), more)
+}
+
+// jsonString is s as a JSON string.
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// shellQuote quotes s for a POSIX shell in single quotes.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // notifiedCondition says whether the person hears about their modules; nil while messages
 // are still under way and nothing failed.
@@ -314,6 +394,9 @@ func phaseEvent(who string, to rosterv1.CollaborationPhase, modules int) collabo
 		return collaborationEvent{corev1.EventTypeNormal, rosterv1.EventCollaborationInvited, fmt.Sprintf("%s was added to %d module(s) and is being told", who, modules)}
 	case rosterv1.CollaborationActive:
 		return collaborationEvent{corev1.EventTypeNormal, rosterv1.EventCollaborationActivated, fmt.Sprintf("%s is active in %d module(s)", who, modules)}
+	case rosterv1.CollaborationPendingApproval:
+		return collaborationEvent{corev1.EventTypeNormal, rosterv1.EventCollaborationPendingApproval,
+			fmt.Sprintf("%s asked to join modules on their links and waits for an admin's approval (see the Ready condition for the command)", who)}
 	}
 	return collaborationEvent{corev1.EventTypeNormal, rosterv1.EventCollaborationRemoved, fmt.Sprintf("%s is in no module any more", who)}
 }

@@ -64,7 +64,12 @@ func phase(p rosterv1.CollaborationPhase) func(*rosterv1.Collaboration) {
 var (
 	project = rosterv1.Module{Kind: "Project", Name: "website"}
 	task    = rosterv1.Module{Kind: "Task", Name: "copy"}
+	// asked is a module the person asked for on its link: it waits for an admin.
+	asked = rosterv1.Module{Kind: "Project", Name: "apollo", Role: "viewer", Approval: rosterv1.ModulePending}
 )
+
+// approvedNow is a module as an admin approves it.
+func approvedNow(m rosterv1.Module) rosterv1.Module { m.Approval = rosterv1.ModuleApproved; return m }
 
 func queued(d collaborationDecision) []string {
 	var out []string
@@ -78,6 +83,7 @@ func queued(d collaborationDecision) []string {
 type decisionWant struct {
 	phase    rosterv1.CollaborationPhase
 	active   int32
+	pending  int32
 	notified []string
 	queue    []string
 	progress progress
@@ -204,6 +210,70 @@ func TestDecideCollaboration(t *testing.T) {
 		want: decisionWant{phase: rosterv1.CollaborationInvited, active: 1, notified: []string{"Project/website"},
 			queue: []string{"u1/collaborator-added/Project/website/3"}, progress: working, reason: rosterv1.ReasonNotifying},
 	}, {
+		name: "only a module asked for on its link: PendingApproval, not counted, nobody told, not deleted",
+		org:  emailOrg(),
+		c:    newCollab(modules(asked)),
+		want: decisionWant{phase: rosterv1.CollaborationPendingApproval, pending: 1, progress: settled,
+			reason: rosterv1.ReasonModulesAwaitingApproval, notifiedReason: rosterv1.ReasonDelivered},
+	}, {
+		name: "PendingApproval stays so on the next pass",
+		org:  emailOrg(),
+		c:    newCollab(modules(asked), phase(rosterv1.CollaborationPendingApproval)),
+		want: decisionWant{phase: rosterv1.CollaborationPendingApproval, pending: 1, progress: settled,
+			reason: rosterv1.ReasonModulesAwaitingApproval, notifiedReason: rosterv1.ReasonDelivered},
+	}, {
+		name: "PendingApproval with Retain is not Removed",
+		org:  emailOrg(),
+		c: newCollab(modules(asked), phase(rosterv1.CollaborationPendingApproval),
+			func(c *rosterv1.Collaboration) { c.Spec.CleanupPolicy = rosterv1.CleanupRetain }),
+		want: decisionWant{phase: rosterv1.CollaborationPendingApproval, pending: 1, progress: settled,
+			reason: rosterv1.ReasonModulesAwaitingApproval, notifiedReason: rosterv1.ReasonDelivered},
+	}, {
+		name: "approved: the person is told once, under the generation of the approval, and is Invited until delivered",
+		org:  emailOrg(),
+		c:    newCollab(modules(approvedNow(asked)), phase(rosterv1.CollaborationPendingApproval)),
+		want: decisionWant{phase: rosterv1.CollaborationInvited, active: 1, notified: []string{"Project/apollo"},
+			queue: []string{"u1/collaborator-added/Project/apollo/3"}, progress: working, reason: rosterv1.ReasonNotifying},
+	}, {
+		name: "a module with no approval, as written before approvals existed, is approved",
+		org:  emailOrg(),
+		c:    newCollab(modules(func() rosterv1.Module { m := asked; m.Approval = ""; return m }())),
+		want: decisionWant{phase: rosterv1.CollaborationInvited, active: 1, notified: []string{"Project/apollo"},
+			queue: []string{"u1/collaborator-added/Project/apollo/3"}, progress: working, reason: rosterv1.ReasonNotifying},
+	}, {
+		name: "declined (the entry removed) before anyone was told: nothing to tell, delete",
+		org:  emailOrg(),
+		c:    newCollab(phase(rosterv1.CollaborationPendingApproval)),
+		want: decisionWant{phase: rosterv1.CollaborationRemoved, progress: working, reason: rosterv1.ReasonRemoving, deleted: true,
+			notifiedReason: rosterv1.ReasonDelivered},
+	}, {
+		name: "an active person who asks for another module stays Active and Ready; the new one is not told",
+		org:  emailOrg(),
+		c: newCollab(modules(project, asked), notified("Project/website"), phase(rosterv1.CollaborationActive),
+			delivered(DeliverySent, "u1/collaborator-added/Project/website/2")),
+		want: decisionWant{phase: rosterv1.CollaborationActive, active: 1, pending: 1, notified: []string{"Project/website"},
+			progress: settled, ready: true, reason: rosterv1.ReasonCollaborationActive, notifiedReason: rosterv1.ReasonDelivered},
+	}, {
+		name: "the last approved module removed while another waits: told of the removal, PendingApproval, not deleted",
+		org:  emailOrg(),
+		c: newCollab(modules(asked), notified("Project/website"), phase(rosterv1.CollaborationActive),
+			delivered(DeliverySent, "u1/collaborator-added/Project/website/2")),
+		want: decisionWant{phase: rosterv1.CollaborationPendingApproval, pending: 1, queue: []string{"u1/collaborator-removed/Project/website/3"},
+			progress: working, reason: rosterv1.ReasonModulesAwaitingApproval},
+	}, {
+		name: "a pending module that expired counts for nothing: the collaboration goes",
+		org:  emailOrg(),
+		c: newCollab(modules(func() rosterv1.Module { m := asked; m.ExpiresAt = at(0); return m }()),
+			phase(rosterv1.CollaborationPendingApproval)),
+		want: decisionWant{phase: rosterv1.CollaborationRemoved, progress: working, reason: rosterv1.ReasonRemoving, deleted: true,
+			notifiedReason: rosterv1.ReasonDelivered},
+	}, {
+		name: "without a channel a pending request is still PendingApproval",
+		org:  &rosterv1.Organization{ObjectMeta: metav1.ObjectMeta{Name: "acme", Namespace: "ns"}},
+		c:    newCollab(modules(asked)),
+		want: decisionWant{phase: rosterv1.CollaborationPendingApproval, pending: 1, progress: settled,
+			reason: rosterv1.ReasonModulesAwaitingApproval, notifiedReason: rosterv1.ReasonDelivered},
+	}, {
 		name: "no Organization: stalled, nothing else moves",
 		c:    newCollab(modules(project)),
 		want: decisionWant{progress: stalled, reason: rosterv1.ReasonOrganizationNotFound},
@@ -212,7 +282,7 @@ func TestDecideCollaboration(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tc.c.DeepCopy()
 			d := decideCollaboration(collaborationFacts{Collaboration: tc.c, Organization: tc.org}, decideNow)
-			got := decisionWant{phase: d.Phase, active: d.ActiveModules, notified: d.NotifiedModules, queue: queued(d), progress: d.Progress,
+			got := decisionWant{phase: d.Phase, active: d.ActiveModules, pending: d.PendingModules, notified: d.NotifiedModules, queue: queued(d), progress: d.Progress,
 				ready: d.Ready, reason: d.Reason, deleted: d.Delete, requeue: d.RequeueAfter}
 			if d.Notified != nil {
 				got.notifiedReason = d.Notified.Reason
@@ -231,7 +301,7 @@ func TestDecideCollaboration(t *testing.T) {
 }
 
 func equalWant(a, b decisionWant) bool {
-	return a.phase == b.phase && a.active == b.active && strings.Join(a.notified, ",") == strings.Join(b.notified, ",") &&
+	return a.phase == b.phase && a.active == b.active && a.pending == b.pending && strings.Join(a.notified, ",") == strings.Join(b.notified, ",") &&
 		strings.Join(a.queue, ",") == strings.Join(b.queue, ",") && a.progress == b.progress && a.ready == b.ready &&
 		a.reason == b.reason && a.deleted == b.deleted && a.requeue == b.requeue && a.notifiedReason == b.notifiedReason
 }
@@ -274,5 +344,38 @@ func TestCollaborationKeyFitsAndRoundTrips(t *testing.T) {
 	}
 	if collaborationKey(c, notify.TemplateCollaboratorAdded, "Project", "website") != string(c.UID)+"/collaborator-added/Project/website/3" {
 		t.Errorf("a plain name stands as it is")
+	}
+}
+
+func TestDecideCollaborationPendingApprovalSaysHowToDecide(t *testing.T) {
+	quoted := rosterv1.Module{Kind: "File", Name: "it's plan.xlsx", Approval: rosterv1.ModulePending}
+	c := newCollab(modules(project, asked, quoted), notified("Project/website"), phase(rosterv1.CollaborationActive),
+		delivered(DeliverySent, "u1/collaborator-added/Project/website/2"))
+	c.Spec.Modules[0].Approval = rosterv1.ModulePending // the admin took the approval back
+	d := decideCollaboration(collaborationFacts{Collaboration: c, Organization: emailOrg()}, decideNow)
+	if d.Phase != rosterv1.CollaborationPendingApproval || d.Ready || d.PendingModules != 3 {
+		t.Fatalf("phase %s ready %v pending %d", d.Phase, d.Ready, d.PendingModules)
+	}
+	for _, want := range []string{
+		"Frank asked to join Project website, Project apollo, File it's plan.xlsx",
+		`To approve: kubectl patch collab frank -n ns --type=json -p '[{"op":"test","path":"/spec/modules/0/kind","value":"Project"},` +
+			`{"op":"test","path":"/spec/modules/0/name","value":"website"},{"op":"replace","path":"/spec/modules/0/approval","value":"Approved"},`,
+		`{"op":"test","path":"/spec/modules/2/name","value":"it'\''s plan.xlsx"}`,
+		// Declining removes the last entry first, so that the indexes of the others hold.
+		`to decline, remove the entry: kubectl patch collab frank -n ns --type=json -p '[{"op":"test","path":"/spec/modules/2/kind"`,
+	} {
+		if !strings.Contains(d.Message, want) {
+			t.Errorf("the message does not say\n%s\nit says\n%s", want, d.Message)
+		}
+	}
+
+	var many []rosterv1.Module
+	for i := range 256 {
+		many = append(many, rosterv1.Module{Kind: "File", Name: strings.Repeat("x", 200) + string(rune('a'+i%26)) + strings.Repeat("y", i/26),
+			Approval: rosterv1.ModulePending})
+	}
+	d = decideCollaboration(collaborationFacts{Collaboration: newCollab(modules(many...)), Organization: emailOrg()}, decideNow)
+	if len(d.Message) > 32768 || !strings.Contains(d.Message, "253 more") || !strings.Contains(d.Message, "kubectl edit collab frank -n ns") {
+		t.Errorf("with 256 modules waiting the message is %d long: %.300s", len(d.Message), d.Message)
 	}
 }

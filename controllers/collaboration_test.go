@@ -2,16 +2,20 @@ package controllers_test
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/membership"
 	"github.com/roster-dev/roster/internal/notify/mailsink"
 )
 
@@ -109,6 +113,119 @@ var _ = Describe("Collaborations", func() {
 		Consistently(func() []string { return templatesTo("nina@f19.example") }, time.Second, interval).Should(BeEmpty())
 	})
 
+	It("F19 asking to join on a module's link: PendingApproval and told nothing; approved, told once; declined, gone", func(ctx context.Context) {
+		withSMTP(ctx, ns, mailsink.Options{}, func(o *rosterv1.Organization) {
+			o.Spec.ModuleLinks = []rosterv1.ModuleLink{{Kind: "Project", Name: "apollo", Role: "viewer"}, {Kind: "File", Name: "Plan für 2027.xlsx"}}
+		})
+		org := &rosterv1.Organization{}
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, key(ns, "acme"), org)).To(Succeed())
+			g.Expect(org.Status.ModuleLinks).To(HaveLen(2))
+		}, timeout, interval).Should(Succeed())
+		link := func(name string) (string, *corev1.Secret) {
+			GinkgoHelper()
+			for _, l := range org.Status.ModuleLinks {
+				if l.Name == name {
+					sec := &corev1.Secret{}
+					Expect(k8sClient.Get(ctx, key(ns, l.SecretRef.Name), sec)).To(Succeed())
+					return string(sec.Data["link"]), sec
+				}
+			}
+			Fail("no module link for " + name)
+			return "", nil
+		}
+		apolloLink, sec := link("apollo")
+		Expect(apolloLink).To(HavePrefix("https://join.test/module/"))
+		Expect(metav1.IsControlledBy(sec, org)).To(BeTrue())
+		Expect(sec.Labels).To(HaveKeyWithValue(rosterv1.LabelModuleLink, "acme"))
+		Expect(sec.Labels).To(HaveKeyWithValue(rosterv1.LabelModuleKind, "Project"))
+		Expect(sec.Labels).NotTo(HaveKey(rosterv1.LabelOrganization), "a module link must not open the public join page")
+		Expect(sec.Annotations).To(HaveKeyWithValue(rosterv1.AnnotationModuleName, "apollo"))
+		Expect(sec.Data).NotTo(HaveKey("token"), "only the hash and the link are kept")
+		_, fileSec := link("Plan für 2027.xlsx")
+		Expect(fileSec.Annotations).To(HaveKeyWithValue(rosterv1.AnnotationModuleName, "Plan für 2027.xlsx"))
+		Expect(fileSec.Labels).NotTo(HaveKey(rosterv1.LabelModuleName), "a name that is no label value is only in the annotation")
+		token := apolloLink[strings.LastIndex(apolloLink, "/")+1:]
+		var in *membership.ModuleInvite
+		Eventually(func() error { var err error; in, err = acceptor().ModuleForLink(ctx, token); return err }, timeout, interval).Should(Succeed())
+		Expect(in.Link).To(Equal(rosterv1.ModuleLink{Kind: "Project", Name: "apollo", Role: "viewer"}))
+		_, err := acceptor().OrganizationForPublicLink(ctx, token)
+		Expect(err).To(MatchError(membership.ErrInvalidLink), "a module link opens no public join page")
+
+		By("the person asks: PendingApproval, in no module, and told nothing")
+		const addr = "paula@f19.example"
+		c, err := acceptor().AskToJoin(ctx, in.Organization, in.Link, rosterv1.Collaborator{DisplayName: "Paula", Email: addr})
+		Expect(err).NotTo(HaveOccurred())
+		c = waitCollaboration(ctx, c, rosterv1.CollaborationPendingApproval)
+		Expect(c.Spec.Modules).To(Equal([]rosterv1.Module{{Kind: "Project", Name: "apollo", Role: "viewer", Approval: rosterv1.ModulePending}}))
+		Expect(c.Status.ActiveModules).To(BeZero())
+		Expect(c.Status.PendingModules).To(BeEquivalentTo(1))
+		ready := readyCondition(c.Status.Conditions)
+		Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+		Expect(ready.Reason).To(Equal(rosterv1.ReasonModulesAwaitingApproval))
+		Expect(ready.Message).To(ContainSubstring("Paula asked to join Project apollo and is in no module until an admin approves"))
+		approve := "kubectl patch collab " + c.Name + " -n " + ns + " --type=json -p '"
+		Expect(ready.Message).To(ContainSubstring("To approve: " + approve))
+		Eventually(func() []string { return eventReasons(ctx, c) }, timeout, interval).Should(ContainElement(rosterv1.EventCollaborationPendingApproval))
+		Consistently(func() []string { return templatesTo(addr) }, time.Second, interval).Should(BeEmpty())
+		Expect(k8sClient.Get(ctx, key(ns, "acme"), org)).To(Succeed())
+		Expect(org.Status.Collaborators).To(BeZero(), "nobody is a collaborator before an admin lets them in")
+
+		By("asking again changes nothing")
+		again, err := acceptor().AskToJoin(ctx, in.Organization, in.Link, rosterv1.Collaborator{DisplayName: "Paula P.", Email: addr})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(again.Name).To(Equal(c.Name))
+		Expect(again.Generation).To(Equal(c.Generation))
+
+		By("an admin approves with the command the condition gives: Active, and told exactly once")
+		Expect(adminClient.Patch(ctx, c, client.RawPatch(types.JSONPatchType, []byte(patchIn(ready.Message, "To approve: "))))).To(Succeed())
+		c = waitCollaboration(ctx, c, rosterv1.CollaborationActive)
+		Expect(c.Status.ActiveModules).To(BeEquivalentTo(1))
+		Expect(c.Status.PendingModules).To(BeZero())
+		added := "collaborator-added " + string(c.UID) + "/collaborator-added/Project/apollo/2"
+		Eventually(func() []string { return templatesTo(addr) }, timeout, interval).Should(Equal([]string{added}))
+		Eventually(func() int32 {
+			Expect(k8sClient.Get(ctx, key(ns, "acme"), org)).To(Succeed())
+			return org.Status.Collaborators
+		}, timeout, interval).Should(BeEquivalentTo(1))
+		_, err = acceptor().AskToJoin(ctx, in.Organization, in.Link, rosterv1.Collaborator{DisplayName: "Paula", Email: addr})
+		Expect(err).NotTo(HaveOccurred())
+		poke(ctx, c)
+		Consistently(func() []string { return templatesTo(addr) }, 2*time.Second, interval).Should(Equal([]string{added}))
+
+		By("someone else asks and an admin declines by removing the entry: gone, and told nothing")
+		const quinn = "quinn@f19.example"
+		q, err := acceptor().AskToJoin(ctx, in.Organization, in.Link, rosterv1.Collaborator{DisplayName: "Quinn", Email: quinn})
+		Expect(err).NotTo(HaveOccurred())
+		q = waitCollaboration(ctx, q, rosterv1.CollaborationPendingApproval)
+		Expect(adminClient.Patch(ctx, q, client.RawPatch(types.JSONPatchType,
+			[]byte(patchIn(readyCondition(q.Status.Conditions).Message, "to decline, remove the entry: "))))).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(q), &rosterv1.Collaboration{}))
+		}, timeout, interval).Should(BeTrue())
+		Expect(templatesTo(quinn)).To(BeEmpty())
+
+		By("rotating the link: the old one stops at once, the new one works")
+		Expect(setSpec(ctx, adminClient, org, `{"moduleLinks":[{"kind":"Project","name":"apollo","role":"viewer","linkGeneration":1},{"kind":"File","name":"Plan für 2027.xlsx"}]}`)).To(Succeed())
+		Eventually(func() error { _, err := acceptor().ModuleForLink(ctx, token); return err }, timeout, interval).Should(MatchError(membership.ErrInvalidLink))
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, key(ns, "acme"), org)).To(Succeed())
+			g.Expect(org.Status.ModuleLinks[0].LinkGeneration).To(BeEquivalentTo(1))
+		}, timeout, interval).Should(Succeed())
+		newLink, _ := link("apollo")
+		Expect(newLink).NotTo(Equal(apolloLink))
+		Eventually(func() error {
+			_, err := acceptor().ModuleForLink(ctx, newLink[strings.LastIndex(newLink, "/")+1:])
+			return err
+		}, timeout, interval).Should(Succeed())
+
+		By("removing the entry deletes its link")
+		Expect(setSpec(ctx, adminClient, org, `{"moduleLinks":[{"kind":"Project","name":"apollo","role":"viewer","linkGeneration":1}]}`)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(fileSec), &corev1.Secret{}))
+		}, timeout, interval).Should(BeTrue())
+	})
+
 	It("F20 removing a module and its expiry tell the person, and with no module left the Collaboration goes", func(ctx context.Context) {
 		withSMTP(ctx, ns, mailsink.Options{})
 		const addr = "gina@f20.example"
@@ -191,3 +308,16 @@ var _ = Describe("Collaborations", func() {
 		Eventually(collaborators, timeout, interval).Should(BeEquivalentTo(2))
 	})
 })
+
+// patchIn is the JSON patch of the kubectl command that follows after in a condition
+// message: what an admin pastes.
+func patchIn(message, after string) string {
+	GinkgoHelper()
+	_, rest, ok := strings.Cut(message, after)
+	Expect(ok).To(BeTrue(), "no %q in %q", after, message)
+	_, rest, ok = strings.Cut(rest, " -p '")
+	Expect(ok).To(BeTrue(), "no patch in %q", message)
+	patch, _, ok := strings.Cut(rest, "'")
+	Expect(ok).To(BeTrue(), "no end of the patch in %q", message)
+	return patch
+}

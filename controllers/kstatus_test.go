@@ -131,6 +131,15 @@ var _ = Describe("kstatus", func() {
 		expectStatus(ctx, waitCollaboration(ctx, kept, rosterv1.CollaborationRemoved), status.CurrentStatus, "")
 	})
 
+	It("collaborations: PendingApproval waits for an admin, InProgress, as a member awaiting approval does", func(ctx context.Context) {
+		newOrganization(ctx, ns)
+		asked := collaboration(ns, "asked", "asked@kstatus.example", inModules(rosterv1.Module{Kind: "Project", Name: "p", Approval: rosterv1.ModulePending}))
+		Expect(adminClient.Create(ctx, asked)).To(Succeed())
+		expectStatus(ctx, waitCollaboration(ctx, asked, rosterv1.CollaborationPendingApproval), status.InProgressStatus, "until an admin approves")
+		Expect(setSpec(ctx, adminClient, asked, `{"modules":[{"kind":"Project","name":"p","approval":"Approved"}]}`)).To(Succeed())
+		expectStatus(ctx, waitCollaboration(ctx, asked, rosterv1.CollaborationActive), status.CurrentStatus, "")
+	})
+
 	It("organizations: Current when ready, Failed when the door number is taken", func(ctx context.Context) {
 		org := newOrganization(ctx, ns, func(o *rosterv1.Organization) { o.Spec.DoorNumber = "44401234" })
 		expectStatus(ctx, org, status.CurrentStatus, "")

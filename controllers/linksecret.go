@@ -23,6 +23,8 @@ type linkSecret struct {
 	name string
 	// labels are put on the Secret besides Roster's own and the hash label.
 	labels map[string]string
+	// annotations are put on the Secret, for what does not fit in a label value.
+	annotations map[string]string
 	// generation is the send or rotation the token belongs to.
 	generation string
 }
@@ -41,6 +43,12 @@ func (s linkSecret) store(ctx context.Context, c client.Client, hash string, kee
 		}
 		sec.Labels[rosterv1.LabelPartOf] = rosterv1.PartOfRoster
 		sec.Labels[linktoken.HashLabel] = linktoken.LabelValue(hash)
+		if len(s.annotations) > 0 && sec.Annotations == nil {
+			sec.Annotations = map[string]string{}
+		}
+		for k, v := range s.annotations {
+			sec.Annotations[k] = v
+		}
 		sec.Type = corev1.SecretTypeOpaque
 		sec.Data = map[string][]byte{linktoken.SecretKeyHash: []byte(hash), linktoken.SecretKeyGeneration: []byte(s.generation)}
 		for k, v := range keep {

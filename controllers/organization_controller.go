@@ -37,7 +37,7 @@ import (
 // LabelOrganization names the Organization a public link Secret belongs to.
 const LabelOrganization = rosterv1.LabelOrganization
 
-// OrganizationReconciler gives an organization its door number and public link and keeps
+// OrganizationReconciler gives an organization its door number, public link and module links and keeps
 // the counts in its status: members by phase, seats by application, collaborators.
 type OrganizationReconciler struct {
 	// Shard is the part of the organizations this manager reconciles; empty for all.
@@ -98,6 +98,9 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, err
 	}
 	if err := r.syncPublicLink(ctx, org); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.syncModuleLinks(ctx, org); err != nil {
 		return ctrl.Result{}, err
 	}
 	if err := r.countMembers(ctx, org); err != nil {

@@ -24,6 +24,10 @@ const (
 	// ReasonMessageFailed: a message about the person's modules could not be delivered and
 	// will not be retried.
 	ReasonMessageFailed = "DeliveryFailed"
+	// ReasonModulesAwaitingApproval: the person asked to join modules on their links and is
+	// in none yet; the collaboration is PendingApproval until an admin approves one. The
+	// same word as the Member and Invitation reason ReasonWaitingForApproval.
+	ReasonModulesAwaitingApproval = ReasonWaitingForApproval
 )
 
 // Reasons of the Events a Collaboration records.
@@ -47,4 +51,7 @@ const (
 	EventCollaborationActivated = "Activated"
 	// EventCollaborationRemoved: the person is in no module any more.
 	EventCollaborationRemoved = "Removed"
+	// EventCollaborationPendingApproval: the person asked to join modules on their links and
+	// is in none yet; an admin decides.
+	EventCollaborationPendingApproval = "PendingApproval"
 )

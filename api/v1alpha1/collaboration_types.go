@@ -42,7 +42,29 @@ type Module struct {
 	// an admin removes it.
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+	// Approval says whether an admin let the person in. A module the person asked for on
+	// the organization's link for it is Pending: they are not in it, and are not told
+	// anything, until an admin sets Approved; removing the entry declines the request.
+	// Modules admins add are Approved unless they say otherwise.
+	// +optional
+	// +kubebuilder:default=Approved
+	Approval ModuleApproval `json:"approval,omitempty"`
 }
+
+// ModuleApproval is whether a person is let into a module yet.
+// +kubebuilder:validation:Enum=Pending;Approved
+type ModuleApproval string
+
+const (
+	// ModulePending: the person asked to join through a link and waits for an admin.
+	ModulePending ModuleApproval = "Pending"
+	// ModuleApproved: the person is in the module. An empty approval means the same.
+	ModuleApproved ModuleApproval = "Approved"
+)
+
+// IsPending reports whether the module waits for an admin's approval; an unset approval, as
+// on an object written before approvals existed, is Approved.
+func (m Module) IsPending() bool { return m.Approval == ModulePending }
 
 // CleanupPolicy says what happens to a Collaboration that is in no module any more.
 // +kubebuilder:validation:Enum=Delete;Retain
@@ -77,7 +99,7 @@ type CollaborationSpec struct {
 }
 
 // CollaborationPhase is where a collaboration is in its life.
-// +kubebuilder:validation:Enum=Invited;Active;Removed
+// +kubebuilder:validation:Enum=Invited;Active;Removed;PendingApproval
 type CollaborationPhase string
 
 const (
@@ -87,6 +109,10 @@ const (
 	CollaborationActive CollaborationPhase = "Active"
 	// CollaborationRemoved: the person is in no module any more (cleanupPolicy Retain).
 	CollaborationRemoved CollaborationPhase = "Removed"
+	// CollaborationPendingApproval: the person asked to join modules through their links and
+	// is in none yet; an admin approves (spec.modules[].approval: Approved) or declines
+	// (removes the entry).
+	CollaborationPendingApproval CollaborationPhase = "PendingApproval"
 )
 
 // CollaborationStatus is what the controller observed of a collaboration.
@@ -94,9 +120,14 @@ type CollaborationStatus struct {
 	// Phase is where the collaboration is.
 	// +optional
 	Phase CollaborationPhase `json:"phase,omitempty"`
-	// ActiveModules counts the modules the person is in and that have not expired.
+	// ActiveModules counts the modules the person is in and that have not expired. Modules
+	// awaiting approval are not counted: the person is not in them yet.
 	// +optional
 	ActiveModules int32 `json:"activeModules"`
+	// PendingModules counts the modules the person asked to join that wait for an admin's
+	// approval and have not expired.
+	// +optional
+	PendingModules int32 `json:"pendingModules"`
 	// NotifiedModules are the modules, as kind/name, the person was told they were added to.
 	// +optional
 	// +listType=set
@@ -120,14 +151,20 @@ type CollaborationStatus struct {
 }
 
 // Collaboration is one outside person invited into the organization's tasks, projects, files
-// or groups.
+// or groups, or who asked to join one on its link. One person is found server side with
+// field selectors on their email or phone and the organization (kubectl get collab
+// --field-selector spec.collaborator.email=frank@freelance.example), so that neither the
+// portal nor an admin lists everyone to find them.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=collab,categories=roster
 // +kubebuilder:selectablefield:JSONPath=`.spec.organizationRef.name`
+// +kubebuilder:selectablefield:JSONPath=`.spec.collaborator.email`
+// +kubebuilder:selectablefield:JSONPath=`.spec.collaborator.phone`
 // +kubebuilder:printcolumn:name="Collaborator",type=string,JSONPath=`.spec.collaborator.displayName`
 // +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.collaborator.email`
 // +kubebuilder:printcolumn:name="Modules",type=integer,JSONPath=`.status.activeModules`
+// +kubebuilder:printcolumn:name="Pending",type=integer,JSONPath=`.status.pendingModules`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Collaboration struct {

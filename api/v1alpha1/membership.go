@@ -34,10 +34,33 @@ const (
 	IndexEmail = "spec.email"
 	// IndexPhone indexes Members by spec.phone.
 	IndexPhone = "spec.phone"
+	// FieldCollaboratorEmail and FieldCollaboratorPhone are Collaboration selectable fields:
+	// the API server finds one person's Collaborations by them, past any cache. The email is
+	// matched exactly; Roster writes the addresses people give in lower case.
+	FieldCollaboratorEmail = "spec.collaborator.email"
+	FieldCollaboratorPhone = "spec.collaborator.phone"
+	// FieldOrganization is the selectable field of a Collaboration's organizationRef, the
+	// same path as IndexOrganization.
+	FieldOrganization = "spec.organizationRef.name"
 	// IndexTeamMember indexes ExternalUsers by the Members on their teams.
 	IndexTeamMember = "spec.team.member"
 	// LabelSource marks how an Invitation was made, so that an import can be selected later.
 	LabelSource = "org.roster.dev/source"
 	// SourceImport is LabelSource's value for bulk imports.
 	SourceImport = "import"
+)
+
+// Labels and annotations of the Secrets that hold an organization's module links.
+const (
+	// LabelModuleLink names the Organization a module link Secret belongs to. It is not
+	// LabelOrganization: a module link must never open the public join page, nor the public
+	// link a module's page.
+	LabelModuleLink = "org.roster.dev/module-link"
+	// LabelModuleKind is the kind of the module a module link Secret opens.
+	LabelModuleKind = "org.roster.dev/module-kind"
+	// LabelModuleName is the module's name, where it fits in a label value; the annotation
+	// AnnotationModuleName always has it.
+	LabelModuleName = "org.roster.dev/module-name"
+	// AnnotationModuleName is the name of the module a module link Secret opens.
+	AnnotationModuleName = "org.roster.dev/module-name"
 )

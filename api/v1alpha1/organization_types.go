@@ -37,6 +37,18 @@ type OrganizationSpec struct {
 	// +optional
 	PublicInvitation PublicInvitation `json:"publicInvitation,omitzero"`
 
+	// ModuleLinks are shareable links on which people outside the organization ask to join
+	// one task, project, file or group. Roster keeps each link in a Secret named in
+	// status.moduleLinks; whoever opens it gives their name and email (or phone), proves it
+	// with a code, and lands in a Collaboration with the module Pending until an admin
+	// approves. Remove an entry and its link stops working.
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	ModuleLinks []ModuleLink `json:"moduleLinks,omitempty"`
+
 	// InvitationTTL is how long an invitation link works after it was sent, from 1h to 720h.
 	// +optional
 	// +kubebuilder:default="168h"
@@ -112,6 +124,40 @@ type PublicInvitation struct {
 	// LinkGeneration rotates the public link: bump it and the old link stops working.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
+	LinkGeneration int64 `json:"linkGeneration,omitempty"`
+}
+
+// ModuleLink is the shareable link for asking to join one module.
+type ModuleLink struct {
+	// Kind of the module: Task, Project, File or Group.
+	Kind ModuleKind `json:"kind"`
+	// Name identifies the module within its kind, as Collaborations name it in
+	// spec.modules.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Role is what people who ask on this link may do in the module once approved, such as
+	// viewer; the admin who approves sees it and can change it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Role string `json:"role,omitempty"`
+	// LinkGeneration rotates the link: bump it and the old link stops working at once;
+	// requests already made stay.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	LinkGeneration int64 `json:"linkGeneration,omitempty"`
+}
+
+// ModuleLinkStatus says where the current link of a module is.
+type ModuleLinkStatus struct {
+	// Kind of the module.
+	Kind ModuleKind `json:"kind"`
+	// Name of the module.
+	Name string `json:"name"`
+	// SecretRef names the Secret whose key "link" holds the current link to pass on.
+	SecretRef LocalObjectReference `json:"secretRef"`
+	// LinkGeneration is the spec linkGeneration the current link was made for.
+	// +optional
 	LinkGeneration int64 `json:"linkGeneration,omitempty"`
 }
 
@@ -311,6 +357,13 @@ type OrganizationStatus struct {
 	// made for.
 	// +optional
 	PublicLinkGeneration int64 `json:"publicLinkGeneration,omitempty"`
+	// ModuleLinks name the Secrets that hold the current link of each spec.moduleLinks
+	// entry: kubectl get secret NAME -o jsonpath='{.data.link}' | base64 -d
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	ModuleLinks []ModuleLinkStatus `json:"moduleLinks,omitempty"`
 	// Shard is the org.roster.dev/shard label every child of the organization carries now;
 	// when the Organization's label changes, Roster relabels the children, then sets it.
 	// +optional

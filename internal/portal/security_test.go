@@ -42,7 +42,7 @@ func TestHeadersAndLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	const token = "not-a-real-token-but-it-must-not-be-logged"
-	for _, path := range []string{"/", "/invite/" + token, "/static/style.css"} {
+	for _, path := range []string{"/", "/invite/" + token, "/module/" + token, "/static/style.css"} {
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 		h := rec.Header()
@@ -54,7 +54,7 @@ func TestHeadersAndLogs(t *testing.T) {
 	if strings.Contains(log.String(), token) {
 		t.Fatalf("the log holds the token: %s", log.String())
 	}
-	if !strings.Contains(log.String(), "GET /invite/{token}") {
+	if !strings.Contains(log.String(), "GET /invite/{token}") || !strings.Contains(log.String(), "GET /module/{token}") {
 		t.Fatalf("the log does not name the route: %s", log.String())
 	}
 }

@@ -1,6 +1,7 @@
 // Package portal serves the pages that Roster's links open: sign-up through an invitation,
 // the public link and the door number, the external portal's individual links,
-// self-registration and sign-in, and a person's own profile. It runs as its own binary
+// self-registration and sign-in, a request to join a module on its link, and a person's
+// own profile. It runs as its own binary
 // (cmd/portal) under its own ServiceAccount, because it faces the internet: the admission
 // webhooks let that identity sign people up and change their own details, nothing more.
 //
@@ -131,6 +132,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /invite/{token}", s.guard(s.openInvite))
 	mux.HandleFunc("GET /join/{token}", s.guard(s.openJoin))
 	mux.HandleFunc("GET /portal/{token}", s.guard(s.openExternal))
+	mux.HandleFunc("GET /module/{token}", s.guard(s.openModule))
 	mux.HandleFunc("GET /register/{namespace}/{org}/{app}", s.openRegister)
 	mux.HandleFunc("GET /signup", s.signupPage)
 	mux.HandleFunc("POST /signup", s.guard(s.signupSubmit))

@@ -110,6 +110,20 @@ func (s *Server) openExternal(w http.ResponseWriter, r *http.Request) {
 		Details: details{DisplayName: x.DisplayName, Email: x.Email, Phone: x.Phone}})
 }
 
+// openModule opens an organization's link for asking to join one module.
+func (s *Server) openModule(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.token(w, r)
+	if !ok {
+		return
+	}
+	in, err := s.acceptor.ModuleForLink(r.Context(), t)
+	if err != nil {
+		s.refuseLink(w, r, err)
+		return
+	}
+	s.start(w, r, flow{Kind: kindModule, Token: t, Namespace: in.Organization.Namespace, Org: in.Organization.Name})
+}
+
 func (s *Server) openRegister(w http.ResponseWriter, r *http.Request) {
 	org := &rosterv1.Organization{}
 	err := s.cfg.Client.Get(r.Context(), client.ObjectKey{Namespace: r.PathValue("namespace"), Name: r.PathValue("org")}, org)
@@ -154,6 +168,8 @@ type where struct {
 	app     *rosterv1.Application
 	inviter string
 	xu      *rosterv1.ExternalUser
+	// module is the link's module, for a request to join one.
+	module *rosterv1.ModuleLink
 }
 
 func (s *Server) where(ctx context.Context, f *flow) (*where, error) {
@@ -179,6 +195,12 @@ func (s *Server) where(ctx context.Context, f *flow) (*where, error) {
 			return nil, err
 		}
 		return &where{org: in.Organization, app: in.Application, xu: in.User}, nil
+	case kindModule:
+		in, err := s.acceptor.ModuleForLink(ctx, f.Token)
+		if err != nil {
+			return nil, err
+		}
+		return &where{org: in.Organization, module: &in.Link}, nil
 	case kindDoor, kindRegister:
 		org := &rosterv1.Organization{}
 		if err := s.cfg.Client.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: f.Org}, org); err != nil {
@@ -226,6 +248,15 @@ func isMemberFlow(kind string) bool {
 	return kind == kindInvite || kind == kindJoin || kind == kindDoor
 }
 
+// needsEmail says whether a flow takes only an email address: an external user signs in
+// with theirs. Members, and people asking to join a module, may give a phone instead.
+func needsEmail(kind string) bool { return kind == kindExtLink || kind == kindRegister }
+
+// moduleName is how the pages name a module: "Project apollo".
+func moduleName(m messages, l *rosterv1.ModuleLink) string {
+	return m.T("module."+string(l.Kind)) + " " + l.Name
+}
+
 func appName(a *rosterv1.Application) string {
 	if a.DisplayName != "" {
 		return a.DisplayName
@@ -246,6 +277,9 @@ func (s *Server) signupView(r *http.Request, f *flow, wh *where) view {
 		v.Title = m.T("signup.title.join", wh.org.Spec.DisplayName)
 		v.Intro = append(v.Intro, m.T("signup.approval"))
 		v.QR = f.Kind == kindJoin
+	case kindModule:
+		v.Title = m.T("signup.title.module", moduleName(m, wh.module))
+		v.Intro = append(v.Intro, m.T("signup.module", wh.org.Spec.DisplayName, moduleName(m, wh.module)))
 	default:
 		v.Title = m.T("signup.title.ext", appName(wh.app))
 	}
@@ -263,7 +297,7 @@ func (s *Server) signupView(r *http.Request, f *flow, wh *where) view {
 	fields = append(fields,
 		field{Name: "displayName", Label: m.T("field.displayName"), Type: "text", Value: d.DisplayName, Autocomplete: "name", Required: true},
 		field{Name: "email", Label: m.T("field.email"), Type: "email", Value: d.Email, Autocomplete: "email",
-			Required: required["email"] || !isMemberFlow(f.Kind)},
+			Required: required["email"] || needsEmail(f.Kind)},
 		field{Name: "phone", Label: m.T("field.phone"), Type: "tel", Value: d.Phone, Autocomplete: "tel", Hint: m.T("field.phone.hint"),
 			Required: required["phone"]})
 	work := []struct {
@@ -321,7 +355,7 @@ func check(m messages, kind string, d details, org *rosterv1.Organization) strin
 		return m.T("error.required", strings.Join(missing, ", "))
 	case len(d.DisplayName) > 128 || len(d.Department) > 128 || len(d.Position) > 128 || len(d.Location) > 128 || len(d.WorkNumber) > 64:
 		return m.T("error.required", m.T("field.displayName"))
-	case !isMemberFlow(kind) && d.Email == "":
+	case needsEmail(kind) && d.Email == "":
 		return m.T("error.emailNeeded")
 	case d.Email == "" && d.Phone == "":
 		return m.T("error.contact")
@@ -422,7 +456,7 @@ func (s *Server) signupSubmit(w http.ResponseWriter, r *http.Request) {
 // subject is what a code verifies: the flow's link or organization, and the address.
 func subject(f *flow, address string) string {
 	switch f.Kind {
-	case kindInvite, kindExtLink:
+	case kindInvite, kindExtLink, kindModule:
 		return f.Kind + "|" + linktoken.Hash(f.Token) + "|" + address
 	}
 	return f.Kind + "|" + f.Namespace + "/" + f.Org + "/" + f.App + "|" + address
@@ -582,6 +616,10 @@ func (s *Server) verifySubmit(w http.ResponseWriter, r *http.Request) {
 		s.applyProfile(w, r, f)
 		return
 	}
+	if f.Kind == kindModule {
+		s.askToJoin(w, r, f)
+		return
+	}
 	if err := s.save(w, f); err != nil {
 		s.fail(w, r, err)
 		return
@@ -622,11 +660,48 @@ func (s *Server) verified(w http.ResponseWriter, r *http.Request) (*flow, *where
 	if !ok {
 		return nil, nil, false
 	}
-	if f.Verified == "" || f.Verified != target(f.Details) {
+	if f.Verified == "" || f.Verified != target(f.Details) || f.Kind == kindModule {
+		// A request to join a module is done once the code is right; it has no password.
 		s.redirect(w, r, "/signup")
 		return nil, nil, false
 	}
 	return f, wh, true
+}
+
+// askToJoin records the request of a person who proved their address to join the module of
+// their link, and says it was sent. The page is the same whatever the request found (a new
+// request, one made before, someone already in the module), so that it tells nobody
+// whether a person collaborates with the organization.
+func (s *Server) askToJoin(w http.ResponseWriter, r *http.Request, f *flow) {
+	wh, err := s.where(r.Context(), f)
+	if err == nil && f.Verified != target(f.Details) {
+		err = membership.ErrInvalidLink
+	}
+	if err != nil {
+		s.cookies.clear(w, cookieFlow)
+		s.refuseLink(w, r, err)
+		return
+	}
+	d := f.Details
+	if _, err := s.acceptor.AskToJoin(r.Context(), wh.org, *wh.module,
+		rosterv1.Collaborator{DisplayName: d.DisplayName, Email: d.Email, Phone: d.Phone}); err != nil {
+		if errors.Is(err, membership.ErrJoinClosed) {
+			s.cookies.clear(w, cookieFlow)
+			s.refuseLink(w, r, err)
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	s.cookies.clear(w, cookieFlow)
+	m := s.msgs(r)
+	org := wh.org.Spec.DisplayName
+	if err := s.cookies.set(w, cookieDone, done{Message: m.T("done.module", moduleName(m, wh.module), org), Org: org, NoAccount: true},
+		10*time.Minute); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.redirect(w, r, "/done")
 }
 
 func (s *Server) passwordPage(w http.ResponseWriter, r *http.Request) {
@@ -763,8 +838,11 @@ func (s *Server) donePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := s.msgs(r)
-	s.render(w, r, http.StatusOK, view{messages: m, Org: d.Org, Title: m.T("done.title"), Intro: []string{d.Message},
-		Links: []link{{Href: "/signin", Label: m.T("done.signin"), ID: "next"}}})
+	v := view{messages: m, Org: d.Org, Title: m.T("done.title"), Intro: []string{d.Message}}
+	if !d.NoAccount {
+		v.Links = []link{{Href: "/signin", Label: m.T("done.signin"), ID: "next"}}
+	}
+	s.render(w, r, http.StatusOK, v)
 }
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {

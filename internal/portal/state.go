@@ -24,7 +24,7 @@ const (
 // flow is a sign-up, registration or profile change in progress.
 type flow struct {
 	// Kind is which way the person came: kindInvite, kindJoin, kindDoor, kindExternal,
-	// kindRegister, or kindProfile for a change of their own details.
+	// kindRegister, kindModule, or kindProfile for a change of their own details.
 	Kind string `json:"k"`
 	// Token is the link token the flow started with, exchanged here so that it leaves the
 	// address bar after the first redirect.
@@ -52,6 +52,9 @@ const (
 	kindExtLink  = "external"
 	kindRegister = "register"
 	kindProfile  = "profile"
+	// kindModule asks to join one module on its link: details, a code, done. There is no
+	// password: a collaborator has no account on the portal.
+	kindModule = "module"
 )
 
 // details are the fields of the forms.
@@ -76,6 +79,8 @@ type session struct {
 type done struct {
 	Message string `json:"m"`
 	Org     string `json:"o"`
+	// NoAccount leaves out the sign-in link: asking to join a module makes no account.
+	NoAccount bool `json:"na,omitempty"`
 }
 
 // cookies encodes the portal's cookies.

@@ -16,15 +16,20 @@ var collaborationGR = schema.GroupResource{Group: rosterv1.GroupVersion.Group, R
 
 // collaborationValidator lets only the organization's admins bring outside people into its
 // modules, change which modules they are in, and remove them, since a collaboration gives a
-// stranger access and sends them mail in the organization's name; status is Roster's.
+// stranger access and sends them mail in the organization's name; status is Roster's. The
+// portal only records requests to join: Pending modules, which give nobody anything until
+// an admin approves them (see portalCollaborationCreate and portalCollaborationUpdate).
 type collaborationValidator struct{ *gate }
 
 // ValidateCreate admits an admin's collaboration in an organization that exists and is not
-// being deleted.
+// being deleted, and the portal's of a person who asked to join modules on their links.
 func (v *collaborationValidator) ValidateCreate(ctx context.Context, c *rosterv1.Collaboration) (admission.Warnings, error) {
 	r, err := v.request(ctx)
 	if err != nil || r.Trusted {
 		return nil, err
+	}
+	if r.Portal {
+		return nil, v.portalCollaborationCreate(ctx, r, c)
 	}
 	a, err := v.admin(ctx, r, collaborationGR, c.Namespace, c.Name, c.Spec.OrganizationRef.Name, "bring collaborators into modules")
 	if err != nil {
@@ -36,6 +41,12 @@ func (v *collaborationValidator) ValidateCreate(ctx context.Context, c *rosterv1
 // ValidateUpdate lets admins change a collaboration's modules and person; status follows
 // from the spec and only Roster writes it.
 func (v *collaborationValidator) ValidateUpdate(ctx context.Context, old, c *rosterv1.Collaboration) (admission.Warnings, error) {
+	if r, err := v.request(ctx); err != nil || r.Portal {
+		if err != nil {
+			return nil, err
+		}
+		return nil, v.portalCollaborationUpdate(ctx, r, old, c)
+	}
 	r, decided, err := v.update(ctx, collaborationGR, old, c,
 		"only Roster writes a collaboration's status: it follows from spec.modules, which admins set")
 	if decided || reflect.DeepEqual(old.Spec, c.Spec) {

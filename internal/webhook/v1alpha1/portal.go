@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -16,13 +17,14 @@ import (
 )
 
 // The portal faces the internet, so what it may write is listed here field by field: if it
-// is ever taken over, it can sign up only people whose links it holds, and never make
-// anyone an admin, approve anyone, or touch an invitation or an organization.
+// is ever taken over, it can sign up only people whose links it holds, record requests to
+// join the modules an organization offers links for, and never make anyone an admin,
+// approve anyone, let anyone into a module, or touch an invitation or an organization.
 
 // portalRefusal is the answer to a portal write outside what the pages do.
 func portalRefusal(gr schema.GroupResource, name, what string) error {
 	return apierrors.NewForbidden(gr, name, fmt.Errorf(
-		"the portal may not %s: it signs people up and changes their own name, email and phone, nothing else", what))
+		"the portal may not %s: it signs people up, records requests to join modules, and changes people's own name, email and phone, nothing else", what))
 }
 
 // portalMemberCreate admits the Member of a request to join by the public link or door
@@ -140,6 +142,108 @@ func portalExternalUserUpdate(r request, old, x *rosterv1.ExternalUser) error {
 	o.Phone, n.Phone = "", ""
 	if !reflect.DeepEqual(o, n) {
 		return portalRefusal(externalUserGR, x.Name, "change an external user's spec beyond name, email and phone")
+	}
+	return nil
+}
+
+// portalCollaborationCreate admits the Collaboration of a person who asked to join modules
+// on their links: every module Pending, offered by a link of the Organization's
+// spec.moduleLinks with that link's role, and nothing else an admin decides (expiry,
+// cleanup, labels, owners).
+func (v *collaborationValidator) portalCollaborationCreate(ctx context.Context, r request, c *rosterv1.Collaboration) error {
+	a, err := v.authority(ctx, r, c.Namespace, c.Spec.OrganizationRef.Name)
+	if err != nil {
+		return err
+	}
+	if a.Organization == nil {
+		return portalRefusal(collaborationGR, c.Name, "create a collaboration in an organization that does not exist")
+	}
+	if err := goingAway(a, collaborationGR, c.Name); err != nil {
+		return err
+	}
+	if len(c.Labels) > 0 || len(c.Annotations) > 0 || len(c.OwnerReferences) > 0 || len(c.Finalizers) > 0 {
+		return portalRefusal(collaborationGR, c.Name, "give a collaboration labels, annotations, owners or finalizers")
+	}
+	if c.Spec.CleanupPolicy != "" && c.Spec.CleanupPolicy != rosterv1.CleanupDelete {
+		return portalRefusal(collaborationGR, c.Name, "choose a collaboration's cleanupPolicy")
+	}
+	if len(c.Spec.Modules) == 0 {
+		return portalRefusal(collaborationGR, c.Name, "create a collaboration that asks for no module")
+	}
+	for _, m := range c.Spec.Modules {
+		if err := portalAsk(a.Organization, c.Name, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// portalCollaborationUpdate lets the portal add Pending modules the Organization offers
+// links for, and nothing else: it never changes, approves or removes a module already there,
+// never touches the person's name, email or phone, the cleanup policy, metadata, or status.
+func (v *collaborationValidator) portalCollaborationUpdate(ctx context.Context, r request, old, c *rosterv1.Collaboration) error {
+	if r.SubResource != "" {
+		return portalRefusal(collaborationGR, c.Name, "write a collaboration's status")
+	}
+	if !maps.Equal(old.Labels, c.Labels) || !maps.Equal(old.Annotations, c.Annotations) || !slices.Equal(old.Finalizers, c.Finalizers) ||
+		!reflect.DeepEqual(old.OwnerReferences, c.OwnerReferences) {
+		return portalRefusal(collaborationGR, c.Name, "change a collaboration's labels, annotations, owners or finalizers")
+	}
+	o, n := old.Spec, c.Spec
+	o.Modules, n.Modules = nil, nil
+	if !reflect.DeepEqual(o, n) {
+		return portalRefusal(collaborationGR, c.Name, "change a collaboration's person, organization or cleanup policy")
+	}
+	type key struct {
+		kind rosterv1.ModuleKind
+		name string
+	}
+	now := map[key]rosterv1.Module{}
+	for _, m := range c.Spec.Modules {
+		now[key{m.Kind, m.Name}] = m
+	}
+	for _, m := range old.Spec.Modules {
+		if cur, ok := now[key{m.Kind, m.Name}]; !ok || !reflect.DeepEqual(cur, m) {
+			return portalRefusal(collaborationGR, c.Name, fmt.Sprintf("change, approve or remove the module %s %s: only admins decide on modules", m.Kind, m.Name))
+		}
+		delete(now, key{m.Kind, m.Name})
+	}
+	if len(now) == 0 {
+		return nil
+	}
+	a, err := v.authority(ctx, r, c.Namespace, c.Spec.OrganizationRef.Name)
+	if err != nil {
+		return err
+	}
+	if a.Organization == nil {
+		return portalRefusal(collaborationGR, c.Name, "add modules in an organization that does not exist")
+	}
+	if err := goingAway(a, collaborationGR, c.Name); err != nil {
+		return err
+	}
+	for _, m := range now {
+		if err := portalAsk(a.Organization, c.Name, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// portalAsk admits one module the portal adds: Pending, without an expiry, and offered by
+// one of the organization's module links with that link's role.
+func portalAsk(org *rosterv1.Organization, name string, m rosterv1.Module) error {
+	if m.Approval != rosterv1.ModulePending {
+		return portalRefusal(collaborationGR, name, fmt.Sprintf("let anyone into a module: the module %s %s must be Pending until an admin approves it", m.Kind, m.Name))
+	}
+	if m.ExpiresAt != nil {
+		return portalRefusal(collaborationGR, name, fmt.Sprintf("set when the module %s %s expires", m.Kind, m.Name))
+	}
+	i := slices.IndexFunc(org.Spec.ModuleLinks, func(l rosterv1.ModuleLink) bool { return l.Kind == m.Kind && l.Name == m.Name })
+	if i < 0 {
+		return portalRefusal(collaborationGR, name, fmt.Sprintf("ask for the module %s %s: Organization %s offers no link for it in spec.moduleLinks", m.Kind, m.Name, org.Name))
+	}
+	if org.Spec.ModuleLinks[i].Role != m.Role {
+		return portalRefusal(collaborationGR, name, fmt.Sprintf("ask for the module %s %s with role %q: its link gives role %q", m.Kind, m.Name, m.Role, org.Spec.ModuleLinks[i].Role))
 	}
 	return nil
 }

@@ -35,9 +35,10 @@ type Options struct {
 	// PortalUsers are the portal's identities, which act for a person who proved who they
 	// are (a link, a code, a password). The portal faces the internet, so it may do only
 	// what the pages need: sign a person up (spec.username), create the Members of the
-	// public link and door number, create self-registered external users, change a
-	// person's own name, email and phone, and write the few status fields it owns (sign-up
-	// and sign-in times, a verified email).
+	// public link and door number, create self-registered external users, record a
+	// person's request to join a module on its link (a Collaboration's Pending modules,
+	// which let nobody in), change a person's own name, email and phone, and write the few
+	// status fields it owns (sign-up and sign-in times, a verified email).
 	PortalUsers []string
 	// Now is the webhooks' clock, for the invitation quota; time.Now when nil.
 	Now func() time.Time
