@@ -11,8 +11,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/membership"
 	"github.com/roster-dev/roster/internal/notify"
 )
 
@@ -147,5 +149,41 @@ func TestJoinByPhoneWithTextedCode(t *testing.T) {
 	expectPage(t, ctx, "Your details", "Saved.")
 	if got := member(t, org.Namespace, "phil").Spec.Phone; got != newPhone {
 		t.Fatalf("after the code the phone is %q, want %s", got, newPhone)
+	}
+}
+
+// TestModuleLinkAskToJoinByPhone: someone with only a phone asks to join a module; the code
+// is texted, and their Collaboration carries the phone they proved and no email.
+func TestModuleLinkAskToJoinByPhone(t *testing.T) {
+	needE2E(t)
+	gw := startSMSGateway(t)
+	const secret = "sms-provider"
+	org := newOrg(t, withModuleLink, withSMS(secret))
+	must(t, e2e.k8s.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secret, Namespace: org.Namespace,
+		Labels: map[string]string{rosterv1.LabelPartOf: rosterv1.PartOfRoster}},
+		StringData: map[string]string{notify.SecretKeyURL: gw.URL + "/send"}}))
+	link := moduleLink(t, org, "apollo", 0)
+
+	const phone = "+4915100000079"
+	ctx := tab(t)
+	open(t, ctx, link)
+	expectPage(t, ctx, "Ask to join Project apollo")
+	fill(t, ctx, map[string]string{"displayName": "Pia", "phone": phone})
+	submit(t, ctx, "details")
+	expectPage(t, ctx, "Check your messages")
+	c := codePattern.FindStringSubmatch(gw.next(t, phone, 0))
+	if c == nil {
+		t.Fatal("no code in the text")
+	}
+	fill(t, ctx, map[string]string{"code": c[1]})
+	submit(t, ctx, "verify")
+	expectPage(t, ctx, "Done", "Your request to join Project apollo was sent.")
+
+	collab := &rosterv1.Collaboration{}
+	must(t, e2e.k8s.Get(context.Background(), client.ObjectKey{Namespace: org.Namespace,
+		Name: membership.CollaborationName(org, rosterv1.Collaborator{Phone: phone})}, collab))
+	if p := collab.Spec.Collaborator; p.Phone != phone || p.Email != "" || len(collab.Spec.Modules) != 1 ||
+		collab.Spec.Modules[0].Approval != rosterv1.ModulePending {
+		t.Fatalf("the collaboration is %+v", collab.Spec)
 	}
 }
