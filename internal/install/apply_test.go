@@ -23,6 +23,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -148,7 +149,8 @@ func TestInstallAsShipped(t *testing.T) {
 				Admins:           []rosterv1.Subject{{Kind: "User", Name: ada}},
 				PublicInvitation: rosterv1.PublicInvitation{Enabled: true},
 				Notifications: rosterv1.Notifications{Email: &rosterv1.EmailNotifications{
-					SMTPSecretRef: rosterv1.LocalObjectReference{Name: "smtp"}, From: "Acme <people@acme.example>"}},
+					SMTPSecretRef: rosterv1.LocalObjectReference{Name: "smtp"}, From: "Acme <people@acme.example>"},
+					TemplatesRef: &rosterv1.LocalObjectReference{Name: "templates"}},
 			},
 		}
 		g.Expect(asAda.Create(ctx, org)).To(Succeed())
@@ -158,6 +160,14 @@ func TestInstallAsShipped(t *testing.T) {
 		link := &corev1.Secret{}
 		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: org.Status.PublicLinkSecretRef.Name}, link)).To(Succeed())
 		g.Expect(blocksDeletionOf(link, org)).To(BeTrue(), "public link Secret's owners: %+v", link.OwnerReferences)
+		// The controllers' Events (events.k8s.io) are the manager's own writes too.
+		g.Eventually(func(g Gomega) {
+			events := &eventsv1.EventList{}
+			g.Expect(admin.List(ctx, events, client.InNamespace(ns))).To(Succeed())
+			g.Expect(slices.ContainsFunc(events.Items, func(e eventsv1.Event) bool {
+				return e.Reason == "DoorNumberAssigned" && e.Regarding.Name == org.Name
+			})).To(BeTrue(), "no DoorNumberAssigned Event for the Organization")
+		}, timeout, interval).Should(Succeed())
 
 		inv := &rosterv1.Invitation{
 			ObjectMeta: metav1.ObjectMeta{Name: "mia", Namespace: ns},
@@ -176,6 +186,7 @@ func TestInstallAsShipped(t *testing.T) {
 		var mails []mailsink.Mail
 		g.Eventually(func() []mailsink.Mail { mails = mailsTo(sink, "mia@mail.example"); return mails }, timeout, interval).Should(HaveLen(1))
 		g.Expect(mails[0].TLS).To(BeTrue())
+		g.Expect(mails[0].Subject).To(Equal("Acme has a place for you"), "the subject from the Organization's templates ConfigMap")
 		token := ""
 		for _, l := range mails[0].Links() {
 			if _, tok, ok := strings.Cut(l, "https://join.test/invite/"); ok {
@@ -562,7 +573,7 @@ func startManager(ctx context.Context, t *testing.T, cfg *rest.Config, ns string
 	select {
 	case <-mgr.Elected():
 	case <-time.After(timeout):
-		t.Fatal("the manager did not win the leader election: can its ServiceAccount write the Lease?")
+		t.Fatal("the manager did not start leading: it first waits for its caches to sync (may its ServiceAccount list and watch all it caches?), then for the Lease (may it write Leases in its namespace?)")
 	}
 	return metricsAddr
 }
@@ -595,7 +606,16 @@ func run(ctx context.Context, t *testing.T, name string, mgr manager.Manager) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(timeout):
+			// controller-runtime's manager does not return from Start while it waits for
+			// caches that cannot sync (an identity that may not list what it caches).
+			t.Errorf("%s: did not stop within %s; left running", name, timeout)
+		}
+	})
 }
 
 func freeAddr(t *testing.T) string {
@@ -620,7 +640,8 @@ func waitWebhooks(ctx context.Context, t *testing.T, admin client.Client) {
 }
 
 // smtpSecret starts a mail server on loopback and puts its address and credentials where
-// an Organization's spec.notifications.email names them, as the cluster's admin does.
+// an Organization's spec.notifications.email names them, and its templates ConfigMap, as the
+// cluster's admin does (roster-admin gives no Secrets or ConfigMaps).
 func smtpSecret(ctx context.Context, t *testing.T, admin client.Client, ns string) *mailsink.Server {
 	t.Helper()
 	sink, err := mailsink.Start(mailsink.Options{TLS: mailsink.TLSStartTLS, Username: "roster", Password: "s3cret-pass"})
@@ -628,6 +649,13 @@ func smtpSecret(ctx context.Context, t *testing.T, admin client.Client, ns strin
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sink.Close() })
+	// The Organization's own wording, which the manager reads when it renders a message.
+	if err := admin.Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "templates", Namespace: ns},
+		Data:       map[string]string{"invitation-email.subject.tmpl": "{{.OrganizationName}} has a place for you"},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if err := admin.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "smtp", Namespace: ns, Labels: map[string]string{rosterv1.LabelPartOf: rosterv1.PartOfRoster}},
 		StringData: map[string]string{
