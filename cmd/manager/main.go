@@ -42,9 +42,9 @@ func main() {
 	flag.BoolVar(&leaderElection, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
 	flag.BoolVar(&webhooks, "webhooks", true, "Serve the admission webhooks (needs a serving certificate in the webhook server's cert dir).")
 	flag.StringVar(&portalURL, "portal-url", "", "Base address of the invitation pages, for organizations that set no spec.portalURL.")
-	flag.StringVar(&trustedUser, "trusted-user", "system:serviceaccount:roster-system:roster-manager",
+	flag.StringVar(&trustedUser, "trusted-user", operator.DefaultTrustedUser,
 		"The manager's own identity, whose controllers' writes the webhooks admit.")
-	flag.StringVar(&portalUser, "portal-user", "system:serviceaccount:roster-system:roster-portal",
+	flag.StringVar(&portalUser, "portal-user", operator.DefaultPortalUser,
 		"The portal's identity (cmd/portal): it signs people up and changes their own name, email and phone.")
 	flag.IntVar(&workers, "workers", operator.DefaultWorkers, "How many objects of each kind are reconciled at once.")
 	flag.DurationVar(&passTimeout, "reconcile-timeout", operator.DefaultPassTimeout, "The longest one reconcile pass may take, sends included.")

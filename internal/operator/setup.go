@@ -17,6 +17,15 @@ import (
 	webhookv1alpha1 "github.com/roster-dev/roster/internal/webhook/v1alpha1"
 )
 
+// The identities the manager and the portal have in the shipped install: their
+// ServiceAccounts in roster-system (config/ and the chart's defaults). They are the manager's
+// --trusted-user and --portal-user defaults; internal/install runs Roster as those
+// ServiceAccounts and checks that they are what the install renders.
+const (
+	DefaultTrustedUser = "system:serviceaccount:roster-system:roster-manager"
+	DefaultPortalUser  = "system:serviceaccount:roster-system:roster-portal"
+)
+
 // Options are what differs between the manager binary, the demo and the tests.
 type Options struct {
 	// Clock is the controllers' clock; tests step a fake one to expire invitations.

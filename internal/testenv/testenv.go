@@ -7,6 +7,7 @@ import (
 	"context"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // the helpers below are for ginkgo suites
 	. "github.com/onsi/gomega"    //nolint:revive
@@ -37,6 +38,26 @@ func New(webhooks bool) *envtest.Environment {
 	}
 	if webhooks {
 		env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(Root(), "config", "webhook")}}
+	}
+	return env
+}
+
+// OwnerReferencesPermissionEnforcement is the admission plugin that lets only those who may
+// delete an object change its ownerReferences, and only those who may update an owner's
+// finalizers subresource set blockOwnerDeletion on a reference to it. kube-apiserver does not
+// enable it by default and envtest does not either, but many clusters (OpenShift's among them)
+// do, and the */finalizers rules of Roster's ClusterRoles exist for it.
+const OwnerReferencesPermissionEnforcement = "OwnerReferencesPermissionEnforcement"
+
+// Bare describes a control plane with nothing of Roster's installed, for a test that installs
+// Roster itself, with admission plugins enabled beyond kube-apiserver's defaults. Its
+// WebhookInstallOptions still get a serving certificate, CA and loopback port when it starts
+// (LocalServingCertDir, LocalServingCAData, LocalServingHost and LocalServingPort), for
+// webhooks the test installs and serves.
+func Bare(admissionPlugins ...string) *envtest.Environment {
+	env := &envtest.Environment{}
+	if len(admissionPlugins) > 0 {
+		env.ControlPlane.GetAPIServer().Configure().Append("enable-admission-plugins", strings.Join(admissionPlugins, ","))
 	}
 	return env
 }

@@ -193,6 +193,11 @@ func (v *memberValidator) ValidateDelete(ctx context.Context, m *rosterv1.Member
 	if r.Trusted || r.System {
 		return nil, nil
 	}
+	if r.Portal {
+		// Its RBAC allows delete only for the API server's ownerReference check (a sign-up
+		// releases the Member from its invitation); the portal deletes no one.
+		return nil, portalRefusal(memberGR, m.Name, "delete a member")
+	}
 	org := m.Spec.OrganizationRef.Name
 	a, err := v.authority(ctx, r, m.Namespace, org)
 	if err != nil {
