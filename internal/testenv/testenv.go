@@ -5,8 +5,6 @@ package testenv
 
 import (
 	"context"
-	"path/filepath"
-	"runtime"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // the helpers below are for ginkgo suites
 	. "github.com/onsi/gomega"    //nolint:revive
@@ -20,26 +18,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/testenv/rig"
 )
 
 // Root is the repository's root directory, wherever the caller runs from.
-func Root() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
+func Root() string { return rig.Root() }
 
 // New describes a control plane with Roster's CRDs installed, and with its webhook
 // configurations installed and pointed at this process when webhooks is true.
-func New(webhooks bool) *envtest.Environment {
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(Root(), "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	if webhooks {
-		env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(Root(), "config", "webhook")}}
-	}
-	return env
-}
+func New(webhooks bool) *envtest.Environment { return rig.Environment(webhooks) }
 
 // Start starts a control plane for a ginkgo suite (without webhooks) and returns it with a
 // cluster-admin client that knows Roster's kinds. Stop it in AfterSuite.
