@@ -87,10 +87,11 @@ func run(m *testing.M) int {
 
 func setup() error {
 	// The manager as it ships: the binary, not the package linked into the test.
-	managerBin, err := rig.Build(tmpDir, "manager")
+	bins, err := rig.Build(tmpDir, "manager")
 	if err != nil {
 		return err
 	}
+	managerBin := bins[0]
 	if plane, err = rig.Start(tmpDir); err != nil {
 		return err
 	}

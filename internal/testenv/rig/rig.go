@@ -71,15 +71,21 @@ func Environment(webhooks bool) *envtest.Environment {
 	return env
 }
 
-// Build builds the command ./cmd/<name> as it ships into dir and returns the binary's path.
-func Build(dir, name string) (string, error) {
-	bin := filepath.Join(dir, name)
-	build := exec.Command("go", "build", "-o", bin, "./cmd/"+name)
+// Build builds the commands ./cmd/<name> as they ship into dir, in one go, and returns the
+// binaries' paths.
+func Build(dir string, names ...string) ([]string, error) {
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	var bins []string
+	for _, n := range names {
+		args = append(args, "./cmd/"+n)
+		bins = append(bins, filepath.Join(dir, n))
+	}
+	build := exec.Command("go", args...)
 	build.Dir = Root()
 	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build %s: %v\n%s", name, err, out)
+		return nil, fmt.Errorf("build %s: %v\n%s", strings.Join(names, ", "), err, out)
 	}
-	return bin, nil
+	return bins, nil
 }
 
 // Rig is a running control plane with Roster's CRDs and webhook configurations; the webhook
