@@ -84,6 +84,15 @@ func (w tally) per(n int) map[string]float64 {
 	return out
 }
 
+// millisPer turns seconds into milliseconds per one of n.
+func (w tally) millisPer(n int) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range w {
+		out[k] = roundTo(v*1000/float64(n), 1)
+	}
+	return out
+}
+
 func roundTo(v float64, digits int) float64 {
 	p := 1.0
 	for range digits {

@@ -45,13 +45,13 @@ func (b *bench) invitationsPlane(ctx context.Context) {
 	var floor, floorWH *floorResult
 	if b.wants("floor") || b.wants("throughput") {
 		b.logf("floor: %d invitations' writes by a plain client, with no Roster on the API server", b.cfg.Invitations)
-		if floor, err = b.floor(ctx, p, false); err != nil {
+		if floor, err = b.floor(ctx, p, false, nil); err != nil {
 			b.fail("Floor", err)
 		}
 		idle, err := p.startManager("idle", rig.ManagerOptions{Shard: idleShard})
 		if err == nil {
 			b.logf("floor: the same writes through Roster's admission webhooks (a manager that reconciles nothing serves them)")
-			floorWH, err = b.floor(ctx, p, true)
+			floorWH, err = b.floor(ctx, p, true, []*rig.Process{idle})
 			p.stopProcess(idle)
 		}
 		if err != nil {
@@ -125,7 +125,9 @@ type floorResult struct {
 	Writes  int           `json:"writes"`
 	Elapsed time.Duration `json:"-"`
 	Seconds float64       `json:"seconds"`
-	ns      string
+	// CPU is what the API server, etcd and the benchmark's client used, per invitation.
+	CPU map[string]float64 `json:"cpuMillisecondsPerInvitation"`
+	ns  string
 }
 
 // floorWritesPerInvitation are the writes one invitation needs at the least: the
@@ -139,7 +141,7 @@ const floorWritesPerInvitation = 6
 // their status (as Roster's manager). With webhooks false Roster's webhook configurations
 // are removed for the time, so the API server alone is measured; with true they stay, and
 // an idle manager must serve them.
-func (b *bench) floor(ctx context.Context, p *plane, webhooks bool) (*floorResult, error) {
+func (b *bench) floor(ctx context.Context, p *plane, webhooks bool, procs []*rig.Process) (*floorResult, error) {
 	prefix := "floor"
 	if webhooks {
 		prefix = "floorwh"
@@ -152,7 +154,7 @@ func (b *bench) floor(ctx context.Context, p *plane, webhooks bool) (*floorResul
 			return nil, err
 		}
 	}
-	res, err := b.floorRun(ctx, p, prefix)
+	res, err := b.floorRun(ctx, p, prefix, procs)
 	// What the floor leaves behind must go before a manager runs, and while the API server
 	// admits its deletion: the webhooks refuse deletes while no manager serves them.
 	if res != nil {
@@ -164,7 +166,7 @@ func (b *bench) floor(ctx context.Context, p *plane, webhooks bool) (*floorResul
 	return res, err
 }
 
-func (b *bench) floorRun(ctx context.Context, p *plane, prefix string) (*floorResult, error) {
+func (b *bench) floorRun(ctx context.Context, p *plane, prefix string, procs []*rig.Process) (*floorResult, error) {
 	sink, _, err := newSink() // the organization needs a channel; nothing is sent
 	if err != nil {
 		return nil, err
@@ -175,6 +177,7 @@ func (b *bench) floorRun(ctx context.Context, p *plane, prefix string) (*floorRe
 		return nil, err
 	}
 	n := b.cfg.Invitations
+	cpu0 := b.cpu(p, "manager (webhooks)", procs)
 	var next, failed atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
@@ -198,6 +201,8 @@ func (b *bench) floorRun(ctx context.Context, p *plane, prefix string) (*floorRe
 	wg.Wait()
 	elapsed := time.Since(start)
 	res := &floorResult{N: n, Writes: n * floorWritesPerInvitation, Elapsed: elapsed, Seconds: elapsed.Seconds(), ns: o.ns}
+	res.CPU = b.cpu(p, "manager (webhooks)", procs).since(cpu0).millisPer(n)
+	b.logf("%s: CPU milliseconds per invitation: %s", prefix, tally(res.CPU))
 	if f := failed.Load(); f > 0 {
 		return res, fmt.Errorf("%d of %d floor sequences failed, e.g. %v", f, n, firstErr.Load())
 	}
@@ -377,7 +382,7 @@ func (b *bench) throughput(ctx context.Context, p *plane, run string, orgs []org
 	if err != nil {
 		return nil, err
 	}
-	cpu0 := b.cpu(p, procs)
+	cpu0 := b.cpu(p, "manager", procs)
 
 	invs := make([]*rosterv1.Invitation, n)
 	addrs := make([]string, n)
@@ -394,10 +399,8 @@ func (b *bench) throughput(ctx context.Context, p *plane, run string, orgs []org
 	deadline := start.Add(b.cfg.Timeout)
 	var end time.Time
 	for {
-		arrived, got := mails.arrived(addrs)
-		if got == n && tracker.count() == n {
+		if _, got := mails.arrived(addrs); got == n && tracker.count() == n {
 			end = time.Now()
-			_ = arrived
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -431,11 +434,7 @@ func (b *bench) throughput(ctx context.Context, p *plane, run string, orgs []org
 	res.Writes, res.WritesAll = w.per(n), roundTo(w.total()/float64(n), 2)
 	reads := readsAfter.since(readsBefore)
 	res.Reads, res.ReadsAll = reads.per(n), roundTo(reads.total()/float64(n), 2)
-	cpu := b.cpu(p, procs).since(cpu0)
-	for k := range cpu {
-		cpu[k] *= 1000
-	}
-	res.CPU = cpu.per(n)
+	res.CPU = b.cpu(p, "manager", procs).since(cpu0).millisPer(n)
 	b.logf("throughput %s: %d sent, %d mailed in %.1f s; API writes per invitation: %s", run, res.Sent, res.Mailed, res.Seconds, tally(res.Writes))
 	b.logf("throughput %s: API reads (get, list) per invitation: %s", run, tally(res.Reads))
 	b.logf("throughput %s: CPU milliseconds per invitation: %s", run, tally(res.CPU))

@@ -61,7 +61,7 @@ var (
 		Members: 10000, Externals: 10000, BigOrg: 100000, SmallOrg: 100, AdmissionSamples: 50, PortalClients: 100,
 		PortalFor: 30 * time.Second, ImportRows: 10000, Timeout: 30 * time.Minute}
 	quick = config{Invitations: 200, Orgs: 4, Creators: 16, MailRate: 1000, LatencyRate: 50, LatencyFor: 10 * time.Second,
-		Members: 1000, Externals: 1000, BigOrg: 2000, SmallOrg: 100, AdmissionSamples: 20, PortalClients: 100,
+		Members: 500, Externals: 500, BigOrg: 1000, SmallOrg: 100, AdmissionSamples: 20, PortalClients: 100,
 		PortalFor: 10 * time.Second, ImportRows: 1000, Timeout: 5 * time.Minute}
 )
 
@@ -78,9 +78,9 @@ func main() {
 	fs.IntVar(&o.MailRate, "mail-rate", 0, "each organization's spec.notifications.email.maxPerSecond (1000, the most allowed; Roster's default is 10)")
 	fs.IntVar(&o.LatencyRate, "latency-rate", 0, "invitations per second for the latency measurement (50)")
 	fs.DurationVar(&o.LatencyFor, "latency-duration", 0, "how long invitations are created at that rate (full 60s, quick 10s)")
-	fs.IntVar(&o.Members, "members", 0, "Members cached for the first memory figure (full 10000, quick 1000)")
-	fs.IntVar(&o.Externals, "externals", 0, "ExternalUsers cached beside them (full 10000, quick 1000)")
-	fs.IntVar(&o.BigOrg, "big-org", 0, "Members of the one large organization (full 100000, quick 2000)")
+	fs.IntVar(&o.Members, "members", 0, "Members cached for the first memory figure (full 10000, quick 500)")
+	fs.IntVar(&o.Externals, "externals", 0, "ExternalUsers cached beside them (full 10000, quick 500)")
+	fs.IntVar(&o.BigOrg, "big-org", 0, "Members of the one large organization (full 100000, quick 1000)")
 	fs.IntVar(&o.SmallOrg, "small-org", 0, "Members of the small organization admission is compared with (100)")
 	fs.IntVar(&o.AdmissionSamples, "admission-samples", 0, "invitations created one after another in each to time admission (full 50, quick 20)")
 	fs.IntVar(&o.PortalClients, "portal-clients", 0, "concurrent clients opening invitation pages (100)")
@@ -313,7 +313,7 @@ func (b *bench) writeJSON() error {
 		"seconds": time.Since(b.started).Seconds(),
 		"machine": map[string]any{"hostname": hostname(), "cpus": runtime.NumCPU(), "os": runtime.GOOS, "arch": runtime.GOARCH,
 			"go": runtime.Version(), "loadavg": loadavg()},
-		"config": b.cfg,
+		"config": b.cfg.forJSON(),
 		"rows":   b.rows,
 	}, "", "  ")
 	if err != nil {
@@ -324,6 +324,17 @@ func (b *bench) writeJSON() error {
 	}
 	fmt.Printf("results: %s\n", path)
 	return nil
+}
+
+// forJSON is the configuration with durations as text ("1m0s") rather than nanoseconds.
+func (c config) forJSON() map[string]any {
+	data, _ := json.Marshal(c)
+	out := map[string]any{}
+	_ = json.Unmarshal(data, &out)
+	for k, d := range map[string]time.Duration{"latencyDuration": c.LatencyFor, "portalDuration": c.PortalFor, "phaseTimeout": c.Timeout} {
+		out[k] = d.String()
+	}
+	return out
 }
 
 func hostname() string {

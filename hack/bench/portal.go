@@ -108,6 +108,7 @@ func (b *bench) portal(ctx context.Context, p *plane, run string, mails *mailLog
 	}
 
 	b.logf("portal: %d clients for %s", clients, dur)
+	cpu0 := b.cpu(p, "portal", []*rig.Process{proc})
 	var (
 		mu       sync.Mutex
 		lat      []time.Duration
@@ -147,10 +148,17 @@ func (b *bench) portal(ctx context.Context, p *plane, run string, mails *mailLog
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := b.cpu(p, "portal", []*rig.Process{proc}).since(cpu0)
+	cores := tally{}
+	for k, v := range cpu {
+		cores[k] = roundTo(v/elapsed.Seconds(), 2)
+	}
 	d := distOf(lat)
 	rps := float64(len(lat)) / elapsed.Seconds()
 	r.Values = map[string]any{"opens": len(lat), "errors": errs, "seconds": elapsed.Seconds(), "opensPerSecond": rps,
-		"requestsPerSecond": 2 * rps, "latency": d, "distinctLinks": min(len(links), clients)}
+		"requestsPerSecond": 2 * rps, "latency": d, "distinctLinks": min(len(links), clients),
+		"cpuMillisecondsPerOpen": cpu.millisPer(max(len(lat), 1)), "cpuCores": cores}
+	b.logf("portal: CPU milliseconds per open: %s", tally(cpu.millisPer(max(len(lat), 1))))
 	r.Result = fmt.Sprintf("%.0f opens/s (%.0f requests/s), %s", rps, 2*rps, d)
 	if errs > 0 {
 		r.Result += fmt.Sprintf("; %d failed, e.g. %v", errs, firstErr)

@@ -129,13 +129,13 @@ func findPid(parts ...string) int {
 	return 0
 }
 
-// cpu is the CPU time used so far by the managers, the API server, etcd and the benchmark
-// itself (its clients and the mail sink), in seconds.
-func (b *bench) cpu(p *plane, procs []*rig.Process) tally {
+// cpu is the CPU time used so far, in seconds, by procs together (named name: the managers,
+// the portal), the API server, etcd and the benchmark itself (its clients and the mail sink).
+func (b *bench) cpu(p *plane, name string, procs []*rig.Process) tally {
 	out := tally{}
 	for _, proc := range procs {
 		if s, err := cpuSeconds(proc.Pid()); err == nil {
-			out["manager"] += s
+			out[name] += s
 		}
 	}
 	if p.apiserverPid == 0 {
