@@ -476,7 +476,8 @@ func (b *bench) createAll(ctx context.Context, c client.Client, objs []*rosterv1
 
 func throughputRows(cfg config, one *tpResult, floor, floorWH *floorResult) []row {
 	values := map[string]any{"run": one}
-	result := fmt.Sprintf("%.1f inv/s: %s invitations Sent and mailed in %s (%.1f API writes each)", one.PerSecond, thousands(one.N), secs(one.Seconds), one.WritesAll)
+	result := fmt.Sprintf("%.1f inv/s: %s invitations Sent and mailed in %s (%.1f API writes, %.0f ms API server + etcd + manager CPU each)",
+		one.PerSecond, thousands(one.N), secs(one.Seconds), one.WritesAll, one.CPU["kube-apiserver"]+one.CPU["etcd"]+one.CPU["manager"])
 	rows := []row{}
 	if floor == nil {
 		rows = append(rows, row{Section: "Throughput", What: fmt.Sprintf("%s invitations at once, %d orgs, 1 manager", thousands(one.N), one.Orgs),
@@ -485,9 +486,18 @@ func throughputRows(cfg config, one *tpResult, floor, floorWH *floorResult) []ro
 	}
 	ratio := one.Seconds / floor.Seconds
 	values["floor"], values["ratioToFloor"] = floor, roundTo(ratio, 2)
+	// The same comparison in CPU time, which other work on a shared machine does not
+	// distort as it does the clock: what the API server, etcd and the manager spent per
+	// invitation, against what the API server and etcd spent on the floor's.
+	cpuRatio := 0.0
+	if f := floor.CPU["kube-apiserver"] + floor.CPU["etcd"]; f > 0 {
+		cpuRatio = (one.CPU["kube-apiserver"] + one.CPU["etcd"] + one.CPU["manager"]) / f
+		values["cpuRatioToFloor"] = roundTo(cpuRatio, 2)
+	}
 	rows = append(rows,
 		row{Section: "Floor", What: fmt.Sprintf("the same writes, plain client, no Roster (%d per invitation, %d at once)", floorWritesPerInvitation, cfg.Creators),
-			Result: fmt.Sprintf("%s in %s: %.0f writes/s, %.1f inv/s", thousands(floor.Writes), secs(floor.Seconds), float64(floor.Writes)/floor.Seconds, float64(floor.N)/floor.Seconds),
+			Result: fmt.Sprintf("%s in %s: %.0f writes/s, %.1f inv/s; %.0f ms API server + etcd CPU per invitation", thousands(floor.Writes), secs(floor.Seconds),
+				float64(floor.Writes)/floor.Seconds, float64(floor.N)/floor.Seconds, floor.CPU["kube-apiserver"]+floor.CPU["etcd"]),
 			Values: map[string]any{"floor": floor}})
 	if floorWH != nil {
 		rows = append(rows, row{Section: "Floor + webhooks", What: "the same writes through Roster's admission webhooks, no controller",
@@ -496,7 +506,7 @@ func throughputRows(cfg config, one *tpResult, floor, floorWH *floorResult) []ro
 			Values: map[string]any{"floorWithWebhooks": floorWH}})
 	}
 	rows = append(rows, row{Section: "Throughput", What: fmt.Sprintf("%s invitations at once, %d orgs, 1 manager", thousands(one.N), one.Orgs),
-		Result: fmt.Sprintf("%s; %.1fx the floor", result, ratio), Goal: "<= 1.5x floor", Met: verdict(ratio <= 1.5), Values: values})
+		Result: fmt.Sprintf("%s; %.1fx the floor in time, %.1fx in CPU", result, ratio, cpuRatio), Goal: "<= 1.5x floor", Met: verdict(ratio <= 1.5), Values: values})
 	return rows
 }
 
