@@ -79,7 +79,7 @@ func run(ctx context.Context, o options) error {
 	// A manager with no controllers: it gives the cache (Roster's Secrets only, with the
 	// field indexes the membership rules look people up by), health probes and a clean
 	// shutdown.
-	mgr, err := operator.NewManager(ctrl.GetConfigOrDie(), manager.Options{
+	mgr, err := operator.NewPortalManager(ctrl.GetConfigOrDie(), manager.Options{
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: o.probeAddr,
 	})

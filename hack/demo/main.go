@@ -45,6 +45,7 @@ import (
 	"github.com/roster-dev/roster/internal/operator"
 	"github.com/roster-dev/roster/internal/portal"
 	"github.com/roster-dev/roster/internal/testenv"
+	"github.com/roster-dev/roster/internal/testenv/rig"
 )
 
 const (
@@ -254,33 +255,14 @@ func startPortal(ctx context.Context, env *envtest.Environment, cfg *rest.Config
 	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: portalNS}}); client.IgnoreAlreadyExists(err) != nil {
 		return err
 	}
-	data, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "portal", "rbac.yaml"))
-	if err != nil {
+	if err := rig.GrantPortalRoles(ctx, admin, portalUser); err != nil {
 		return err
-	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return err
-		}
-		if len(u.Object) == 0 {
-			continue
-		}
-		if strings.HasSuffix(u.GetKind(), "Binding") {
-			_ = unstructured.SetNestedSlice(u.Object, []any{map[string]any{"kind": "User", "name": portalUser, "apiGroup": "rbac.authorization.k8s.io"}}, "subjects")
-		}
-		if err := admin.Create(ctx, u); client.IgnoreAlreadyExists(err) != nil {
-			return err
-		}
 	}
 	user, err := env.AddUser(envtest.User{Name: portalUser}, cfg)
 	if err != nil {
 		return err
 	}
-	pm, err := operator.NewManager(user.Config(), manager.Options{Metrics: metricsserver.Options{BindAddress: "0"}})
+	pm, err := operator.NewPortalManager(user.Config(), manager.Options{Metrics: metricsserver.Options{BindAddress: "0"}})
 	if err != nil {
 		return err
 	}

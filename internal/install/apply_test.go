@@ -582,7 +582,7 @@ func startManager(ctx context.Context, t *testing.T, cfg *rest.Config, ns string
 // but with the field indexes, and returns the acceptor the sign-up pages use on it.
 func startPortal(ctx context.Context, t *testing.T, cfg *rest.Config) *membership.Acceptor {
 	t.Helper()
-	pm, err := operator.NewManager(cfg, manager.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	pm, err := operator.NewPortalManager(cfg, manager.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
 	if err != nil {
 		t.Fatalf("portal: %v", err)
 	}

@@ -7,11 +7,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -27,20 +29,59 @@ func NewScheme() *runtime.Scheme {
 	return s
 }
 
-// CacheOptions strips managedFields from everything cached (they are large and Roster never
-// reads them) and limits the Secret cache to Secrets labelled as Roster's, so the manager
-// never holds the cluster's other credentials in memory.
-func CacheOptions() cache.Options {
+// CacheOptions are the manager's cache rules. Every cached object loses what the
+// controllers and webhooks never read (StripUnread), and the Secret cache holds only Secrets
+// labelled as Roster's, so the manager never holds the cluster's other credentials in
+// memory.
+func CacheOptions() cache.Options { return cacheOptions(StripUnread()) }
+
+// PortalCacheOptions are the portal's cache rules: as the manager's, except that cached
+// objects keep their annotations. The portal writes back whole objects it read from its
+// cache (a sign-up updates the Member), so an annotation missing from the cache would be
+// removed from the object, and the webhooks refuse the portal changing annotations at all.
+// managedFields may go: an update without them keeps the stored ones.
+func PortalCacheOptions() cache.Options { return cacheOptions(cache.TransformStripManagedFields()) }
+
+func cacheOptions(transform toolscache.TransformFunc) cache.Options {
 	return cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: transform,
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{rosterv1.LabelPartOf: rosterv1.PartOfRoster})},
 		},
 	}
 }
 
-// NewManager builds a manager with Roster's scheme and cache rules; opts fills in the rest
-// (metrics, health probes, leader election, webhook server).
+// StripUnread drops from an object what Roster's controllers and webhooks never read from
+// the cache, which would otherwise be most of the memory a cached object takes: its
+// managedFields, and kubectl's last-applied-configuration annotation (a JSON copy of the
+// whole object as last applied, on everything created with client-side `kubectl apply`).
+// The controllers write only through merge patches computed between two copies of the
+// cached object, so what is missing from both is never written back.
+func StripUnread() toolscache.TransformFunc {
+	return func(in any) (any, error) {
+		obj, err := meta.Accessor(in)
+		if err != nil {
+			return in, nil // not an object (a tombstone, say): nothing to strip
+		}
+		if obj.GetManagedFields() != nil {
+			obj.SetManagedFields(nil)
+		}
+		if a := obj.GetAnnotations(); a != nil {
+			if _, ok := a[corev1.LastAppliedConfigAnnotation]; ok {
+				delete(a, corev1.LastAppliedConfigAnnotation)
+				if len(a) == 0 {
+					a = nil
+				}
+				obj.SetAnnotations(a)
+			}
+		}
+		return in, nil
+	}
+}
+
+// NewManager builds the manager's manager (controllers and webhooks) with Roster's scheme and
+// cache rules; opts fills in the rest (metrics, health probes, leader election, webhook
+// server).
 func NewManager(cfg *rest.Config, opts manager.Options) (manager.Manager, error) {
 	return newManager(cfg, opts, CacheOptions())
 }
@@ -70,6 +111,12 @@ func ShardCacheOptions(shard string) cache.Options {
 // only that shard's children (NewShardManager).
 func NarrowsCache(shard string, webhooks bool) bool {
 	return shard != "" && shard != rosterv1.DefaultShard && !webhooks
+}
+
+// NewPortalManager builds the portal's manager: no controllers, the cache with
+// PortalCacheOptions.
+func NewPortalManager(cfg *rest.Config, opts manager.Options) (manager.Manager, error) {
+	return newManager(cfg, opts, PortalCacheOptions())
 }
 
 func newManager(cfg *rest.Config, opts manager.Options, cacheOpts cache.Options) (manager.Manager, error) {

@@ -173,7 +173,7 @@ func startE2E() (stop func(), err error) {
 	}
 	go func() { _ = mgr.Start(ctx) }()
 
-	pm, err := operator.NewManager(pUser.Config(), manager.Options{Metrics: metricsserver.Options{BindAddress: "0"}})
+	pm, err := operator.NewPortalManager(pUser.Config(), manager.Options{Metrics: metricsserver.Options{BindAddress: "0"}})
 	if err != nil {
 		return stop, err
 	}

@@ -5,8 +5,6 @@ package testenv
 
 import (
 	"context"
-	"path/filepath"
-	"runtime"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // the helpers below are for ginkgo suites
@@ -21,26 +19,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/testenv/rig"
 )
 
 // Root is the repository's root directory, wherever the caller runs from.
-func Root() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
+func Root() string { return rig.Root() }
 
 // New describes a control plane with Roster's CRDs installed, and with its webhook
 // configurations installed and pointed at this process when webhooks is true.
-func New(webhooks bool) *envtest.Environment {
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(Root(), "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	if webhooks {
-		env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(Root(), "config", "webhook")}}
-	}
-	return env
-}
+func New(webhooks bool) *envtest.Environment { return rig.Environment(webhooks) }
 
 // OwnerReferencesPermissionEnforcement is the admission plugin that lets only those who may
 // delete an object change its ownerReferences, and only those who may update an owner's

@@ -42,13 +42,13 @@ func TestManagerCrashes(t *testing.T) {
 		})
 		time.Sleep(time.Duration(rng.IntN(100)) * time.Millisecond)
 		before := len(o.sink.Messages())
-		mgr.kill()
+		mgr.Kill()
 		t.Logf("kill %d: after %d mails", k, before)
 		if before >= n {
 			// A kill after the last mail tests nothing; this run would pass for the wrong reason.
 			t.Errorf("kill %d came after all %d invitations were mailed; the kill points are wrong", k, n)
 		}
-		must(t, mgr.start())
+		must(t, mgr.Start())
 	}
 
 	o.waitAllSent(t, ctx, names, pick(3*time.Minute, 10*time.Minute))

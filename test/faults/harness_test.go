@@ -10,36 +10,27 @@ package faults
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/yaml"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/internal/membership"
 	"github.com/roster-dev/roster/internal/notify/mailsink"
 	"github.com/roster-dev/roster/internal/operator"
-	"github.com/roster-dev/roster/internal/testenv"
+	"github.com/roster-dev/roster/internal/testenv/rig"
 )
 
 const (
@@ -53,13 +44,13 @@ const (
 var long = os.Getenv("ROSTER_CHAOS") != ""
 
 var (
-	env        *envtest.Environment
-	cluster    client.Client // a cluster admin who is nobody in any organization
-	admin      client.Client // alice, a Super Admin of every organization the tests make
-	asManager  client.Client // Roster's trusted identity, for what only Roster creates
-	mgr        *managerProcess
-	tmpDir     string
-	managerBin string
+	plane     *rig.Rig
+	env       *envtest.Environment
+	cluster   client.Client // a cluster admin who is nobody in any organization
+	admin     client.Client // alice, a Super Admin of every organization the tests make
+	asManager client.Client // Roster's trusted identity, for what only Roster creates
+	mgr       *rig.Process
+	tmpDir    string
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -78,17 +69,17 @@ func run(m *testing.M) int {
 	if err := setup(); err != nil {
 		fmt.Fprintln(os.Stderr, "faults:", err)
 		if mgr != nil {
-			mgr.kill()
-			fmt.Fprintln(os.Stderr, mgr.logTail(40))
+			mgr.Kill()
+			fmt.Fprintln(os.Stderr, mgr.LogTail(40))
 		}
-		if env != nil {
-			_ = env.Stop()
+		if plane != nil {
+			_ = plane.Stop()
 		}
 		return 1
 	}
 	code := m.Run()
-	mgr.kill()
-	if err := env.Stop(); err != nil {
+	mgr.Kill()
+	if err := plane.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "faults: stop the control plane:", err)
 	}
 	return code
@@ -96,247 +87,65 @@ func run(m *testing.M) int {
 
 func setup() error {
 	// The manager as it ships: the binary, not the package linked into the test.
-	managerBin = filepath.Join(tmpDir, "manager")
-	build := exec.Command("go", "build", "-o", managerBin, "./cmd/manager")
-	build.Dir = testenv.Root()
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build the manager: %v\n%s", err, out)
-	}
-
-	env = testenv.New(true)
-	// The API server's certificates live in a directory of ours. envtest deletes a directory
-	// it made itself when the API server stops, and the outage test's restart would then
-	// come up with a new serving CA that the manager's kubeconfig does not trust.
-	certDir := filepath.Join(tmpDir, "apiserver")
-	if err := os.Mkdir(certDir, 0o700); err != nil {
+	bins, err := rig.Build(tmpDir, "manager")
+	if err != nil {
 		return err
 	}
-	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir}
-	// kube-apiserver's graceful shutdown waits for the requests in flight, the manager's
-	// watches among them, longer than envtest's 20 s; after this long envtest kills it. The
-	// outage test then sees an API server that crashed, the harder case.
-	env.ControlPlaneStopTimeout = 3 * time.Second
-	cfg, err := env.Start()
-	if err != nil {
-		return fmt.Errorf("start the control plane: %w", err)
-	}
-	if cluster, err = client.New(cfg, client.Options{Scheme: operator.NewScheme()}); err != nil {
+	managerBin := bins[0]
+	if plane, err = rig.Start(tmpDir); err != nil {
 		return err
 	}
-	admin, err = asUser(cfg, adminUser)
-	if err != nil {
+	env, cluster = plane.Env, plane.Admin
+	if admin, err = plane.As(adminUser); err != nil {
 		return err
 	}
 
 	// The manager runs with exactly the generated ClusterRole, as its ServiceAccount does.
-	if err := grantManagerRole(context.Background()); err != nil {
+	if err := plane.GrantManagerRole(context.Background(), managerUser); err != nil {
 		return err
 	}
-	user, err := env.AddUser(envtest.User{Name: managerUser}, cfg)
+	cfg, kubeconfig, err := plane.AddUser(managerUser)
 	if err != nil {
 		return err
 	}
-	if asManager, err = client.New(user.Config(), client.Options{Scheme: operator.NewScheme()}); err != nil {
+	if asManager, err = client.New(cfg, client.Options{Scheme: operator.NewScheme()}); err != nil {
 		return err
 	}
-	kubeconfig, err := user.KubeConfig()
+	probe, err := rig.FreePort()
 	if err != nil {
 		return err
 	}
-	kubeconfigPath := filepath.Join(tmpDir, "manager.kubeconfig")
-	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
-		return err
+	mgr = &rig.Process{
+		Name:    "manager",
+		Bin:     managerBin,
+		Args:    plane.ManagerArgs(rig.ManagerOptions{TrustedUser: managerUser, PortalURL: portalURL}, probe),
+		Env:     []string{"KUBECONFIG=" + kubeconfig},
+		LogPath: filepath.Join(tmpDir, "manager.log"),
+		// Ready once the API server reaches the webhooks: a dry-run create that they admit.
+		Ready: func(ctx context.Context) error {
+			if err := rig.Readyz(ctx, probe); err != nil {
+				return err
+			}
+			return dryRunOrganization(ctx)
+		},
 	}
-	mgr = &managerProcess{kubeconfig: kubeconfigPath, logPath: filepath.Join(tmpDir, "manager.log")}
-	return mgr.start()
+	return mgr.Start()
 }
 
-func asUser(cfg *rest.Config, name string) (client.Client, error) {
-	c := rest.CopyConfig(cfg)
-	c.Impersonate = rest.ImpersonationConfig{UserName: name, Groups: []string{"system:masters"}}
-	return client.New(c, client.Options{Scheme: operator.NewScheme()})
-}
-
-// grantManagerRole binds the generated manager ClusterRole (config/rbac/role.yaml) to the
-// manager's user.
-func grantManagerRole(ctx context.Context) error {
-	raw, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "rbac", "role.yaml"))
-	if err != nil {
-		return err
-	}
-	role := &rbacv1.ClusterRole{}
-	if err := yaml.Unmarshal(raw, role); err != nil {
-		return err
-	}
-	if err := cluster.Create(ctx, role); err != nil {
-		return err
-	}
-	return cluster.Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: managerUser}},
-	})
-}
-
-// managerProcess is the manager binary running as its own process, as in a pod; every start
-// appends to one log, so a failing test shows what each incarnation did.
-type managerProcess struct {
-	kubeconfig, logPath string
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	done   chan struct{}
-	starts int
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// start runs a new manager process and waits until its webhooks answer the API server.
-func (p *managerProcess) start() error {
-	probe, err := freePort()
-	if err != nil {
-		return err
-	}
-	wh := env.WebhookInstallOptions
-	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(managerBin,
-		"--trusted-user="+managerUser,
-		"--webhooks=true",
-		"--webhook-host="+wh.LocalServingHost,
-		"--webhook-port="+strconv.Itoa(wh.LocalServingPort),
-		"--webhook-cert-dir="+wh.LocalServingCertDir,
-		"--metrics-bind-address=0",
-		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(probe),
-		"--notify-allow-cidr=127.0.0.0/8",
-		"--portal-url="+portalURL,
-	)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+p.kubeconfig)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	p.mu.Lock()
-	p.starts++
-	fmt.Fprintf(logFile, "\n===== faults: manager start %d =====\n", p.starts)
-	p.mu.Unlock()
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return err
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logFile.Close(); close(done) }()
-	p.mu.Lock()
-	p.cmd, p.done = cmd, done
-	p.mu.Unlock()
-	return p.waitReady(probe, done)
-}
-
-// waitReady waits for the readiness probe, then for the API server to reach the webhooks: a
-// dry-run create that the webhooks admit.
-func (p *managerProcess) waitReady(probe int, done chan struct{}) error {
-	deadline := time.Now().Add(60 * time.Second)
-	url := fmt.Sprintf("http://127.0.0.1:%d/readyz", probe)
-	for {
-		select {
-		case <-done:
-			return fmt.Errorf("the manager exited while starting:\n%s", p.logTail(30))
-		default:
-		}
-		err := readyz(url)
-		if err == nil {
-			err = dryRunOrganization()
-		}
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the manager did not become ready: %w\n%s", err, p.logTail(30))
-		}
-		time.Sleep(poll)
-	}
-}
-
-func readyz(url string) error {
-	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("readyz: %s", resp.Status)
-	}
-	return nil
-}
-
-func dryRunOrganization() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+func dryRunOrganization(ctx context.Context) error {
 	return admin.Create(ctx, &rosterv1.Organization{
 		ObjectMeta: metav1.ObjectMeta{Name: "warmup", Namespace: "default"},
 		Spec:       rosterv1.OrganizationSpec{DisplayName: "warmup", Admins: []rosterv1.Subject{{Kind: "User", Name: adminUser}}},
 	}, client.DryRunAll)
 }
 
-// kill ends the running manager with SIGKILL, as the kernel's OOM killer or a node failure
-// would: no shutdown, no flushing of anything.
-func (p *managerProcess) kill() {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	<-done
-}
-
-// exited reports whether the current manager process has ended.
-func (p *managerProcess) exited() bool {
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	select {
-	case <-done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *managerProcess) pid() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.cmd.Process.Pid
-}
-
-func (p *managerProcess) logTail(n int) string {
-	data, _ := os.ReadFile(p.logPath)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	for i, l := range lines {
-		if len(l) > 400 { // stack traces say little here; the message and error come first
-			lines[i] = l[:400] + "..."
-		}
-	}
-	return strings.Join(lines, "\n")
-}
-
 // ensureManager starts a manager when a test finds none (an earlier test failed while it was
 // down), and shows the manager's log when the test fails.
 func ensureManager(t *testing.T) {
 	t.Helper()
-	if mgr.exited() {
+	if mgr.Exited() {
 		t.Log("the manager was not running; starting one")
-		if err := mgr.start(); err != nil {
+		if err := mgr.Start(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -344,10 +153,10 @@ func ensureManager(t *testing.T) {
 		if t.Failed() {
 			// The whole log outlives the test's temporary directory, for a closer look.
 			kept := filepath.Join(os.TempDir(), "roster-faults-manager.log")
-			if data, err := os.ReadFile(mgr.logPath); err == nil && os.WriteFile(kept, data, 0o600) == nil {
+			if data, err := os.ReadFile(mgr.LogPath); err == nil && os.WriteFile(kept, data, 0o600) == nil {
 				t.Logf("the manager's whole log: %s", kept)
 			}
-			t.Logf("manager log (last lines):\n%s", mgr.logTail(25))
+			t.Logf("manager log (last lines):\n%s", mgr.LogTail(25))
 		}
 	})
 }
@@ -440,28 +249,11 @@ func (o *org) invite(t *testing.T, ctx context.Context, prefix string, n int) []
 	return names
 }
 
-// createRetrying creates obj, retrying what a client would retry: a webhook that cannot be
-// reached for a moment, an API server that is busy or restarting.
 func createRetrying(ctx context.Context, c client.Client, obj client.Object) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := c.Create(ctx, obj.DeepCopyObject().(client.Object))
-		if err == nil || apierrors.IsAlreadyExists(err) {
-			return nil
-		}
-		transient := apierrors.IsInternalError(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
-			apierrors.IsTooManyRequests(err) || apierrors.IsServiceUnavailable(err) || isConnection(err)
-		if !transient || time.Now().After(deadline) {
-			return fmt.Errorf("create %s: %w", obj.GetName(), err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return rig.CreateRetrying(ctx, c, obj)
 }
 
-func isConnection(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) || strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "EOF")
-}
+func isConnection(err error) bool { return rig.IsConnection(err) }
 
 // waitAllSent waits until every named invitation is Sent with its spec observed.
 func (o *org) waitAllSent(t *testing.T, ctx context.Context, names []string, within time.Duration) {

@@ -22,7 +22,7 @@ func TestAPIServerOutage(t *testing.T) {
 	ctx := context.Background()
 	n, outage := pick(20, 100), pick(5*time.Second, 20*time.Second)
 	o := newOrg(t, ctx, "apiserver")
-	pid := mgr.pid()
+	pid := mgr.Pid()
 
 	before := o.invite(t, ctx, "before", n)
 	// Stop while the manager is working on them: some are mailed, some not yet.
@@ -56,8 +56,8 @@ func TestAPIServerOutage(t *testing.T) {
 	after := o.invite(t, ctx, "after", n)
 	o.waitAllSent(t, ctx, append(before, after...), pick(3*time.Minute, 5*time.Minute))
 
-	if mgr.exited() || mgr.pid() != pid {
-		t.Fatalf("the manager did not survive the outage (exited %v, pid %d, was %d)", mgr.exited(), mgr.pid(), pid)
+	if mgr.Exited() || mgr.Pid() != pid {
+		t.Fatalf("the manager did not survive the outage (exited %v, pid %d, was %d)", mgr.Exited(), mgr.Pid(), pid)
 	}
 	waitFor(t, ctx, time.Minute, "a mail for every invitation", func() error {
 		got := byRecipient(o.sink)

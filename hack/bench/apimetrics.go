@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"k8s.io/client-go/kubernetes"
+)
+
+// tally is a count by name: the API server's write requests by resource, or CPU seconds by
+// process.
+type tally map[string]float64
+
+var requestLine = regexp.MustCompile(`^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$`)
+var labelPair = regexp.MustCompile(`(\w+)="([^"]*)"`)
+
+// apiRequests reads the API server's own count of requests so far (apiserver_request_total):
+// writes (create, update, patch, delete; dry runs left out) by resource, and reads (get and
+// list; watches left out) by resource.
+func (p *plane) apiRequests(ctx context.Context) (writes, reads tally, err error) {
+	cs, err := kubernetes.NewForConfig(p.rig.Config)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the API server's metrics: %w", err)
+	}
+	writes, reads = tally{}, tally{}
+	for _, l := range strings.Split(string(raw), "\n") {
+		m := requestLine.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		labels := map[string]string{}
+		for _, kv := range labelPair.FindAllStringSubmatch(m[1], -1) {
+			labels[kv[1]] = kv[2]
+		}
+		v, _ := strconv.ParseFloat(m[2], 64)
+		key := labels["resource"]
+		if labels["subresource"] != "" {
+			key += "/" + labels["subresource"]
+		}
+		switch verb := labels["verb"]; {
+		case labels["dry_run"] != "":
+		case verb == "POST" || verb == "PUT" || verb == "PATCH" || verb == "DELETE":
+			writes[key] += v
+		case verb == "GET" || verb == "LIST":
+			reads[verb+" "+key] += v
+		}
+	}
+	return writes, reads, nil
+}
+
+// since is what was written between before and w.
+func (w tally) since(before tally) tally {
+	out := tally{}
+	for k, v := range w {
+		if d := v - before[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+func (w tally) total() float64 {
+	t := 0.0
+	for _, v := range w {
+		t += v
+	}
+	return t
+}
+
+// per divides every count by n, for per-invitation figures.
+func (w tally) per(n int) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range w {
+		out[k] = roundTo(v/float64(n), 2)
+	}
+	return out
+}
+
+// millisPer turns seconds into milliseconds per one of n.
+func (w tally) millisPer(n int) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range w {
+		out[k] = roundTo(v*1000/float64(n), 1)
+	}
+	return out
+}
+
+func roundTo(v float64, digits int) float64 {
+	p := 1.0
+	for range digits {
+		p *= 10
+	}
+	return float64(int64(v*p+0.5)) / p
+}
+
+// String lists the counts, largest first: "members/status 2.0, invitations/status 3.1, ...".
+func (w tally) String() string {
+	keys := make([]string, 0, len(w))
+	for k := range w {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return w[keys[i]] > w[keys[j]] || (w[keys[i]] == w[keys[j]] && keys[i] < keys[j]) })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.1f", k, w[k])
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,361 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/testenv/rig"
+)
+
+// load creates n objects made by mk with cfg.Creators workers, as the admin, and logs its
+// progress.
+func (b *bench) load(ctx context.Context, p *plane, what string, n int, mk func(i int) client.Object) (time.Duration, error) {
+	var next, done atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	stopLog := make(chan struct{})
+	go func() {
+		t := time.NewTicker(15 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopLog:
+				return
+			case <-t.C:
+				b.logf("  %s: %s of %s created", what, thousands(int(done.Load())), thousands(n))
+			}
+		}
+	}()
+	for range b.cfg.Creators {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil || firstErr.Load() != nil {
+					return
+				}
+				if err := rig.CreateRetrying(ctx, p.admin, mk(i)); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stopLog)
+	if err, _ := firstErr.Load().(error); err != nil {
+		return time.Since(start), err
+	}
+	return time.Since(start), ctx.Err()
+}
+
+// member is a signed-up, active member an admin added directly, with the details people
+// have.
+func member(o org, prefix string, i int) *rosterv1.Member {
+	name := fmt.Sprintf("%s-%d", prefix, i)
+	return &rosterv1.Member{
+		ObjectMeta: nameIn(o, name),
+		Spec: rosterv1.MemberSpec{
+			OrganizationRef: rosterv1.OrganizationReference{Name: o.name},
+			Username:        name, DisplayName: fmt.Sprintf("Person %d of %s", i, prefix), Email: name + "@acme.example",
+			Phone:       fmt.Sprintf("+4930%08d", i),
+			WorkDetails: rosterv1.WorkDetails{Department: departments[i%len(departments)], Position: "Engineer", Location: "Berlin", WorkNumber: "+49 30 1234-100"},
+			Role:        rosterv1.RoleMember, Access: rosterv1.AccessActive,
+		},
+	}
+}
+
+var departments = []string{"Engineering", "Sales", "People Operations", "Finance", "Support", "Marketing"}
+
+// externalUser is a client of the support portal with an email, so they get a link.
+func externalUser(o org, i int) *rosterv1.ExternalUser {
+	name := fmt.Sprintf("x-%d", i)
+	return &rosterv1.ExternalUser{
+		ObjectMeta: nameIn(o, name),
+		Spec: rosterv1.ExternalUserSpec{
+			OrganizationRef: rosterv1.OrganizationReference{Name: o.name},
+			Application:     "support-portal", DisplayName: fmt.Sprintf("Client %d", i), Email: name + "@partner.example",
+			Company: fmt.Sprintf("Partner %d GmbH", i%50), Title: "Buyer",
+		},
+	}
+}
+
+// memoryAt is what the manager process holds.
+type memoryAt struct {
+	RSS      float64 `json:"rssMiB"`
+	PeakRSS  float64 `json:"peakRssMiB"`
+	HeapLive int     `json:"heapLiveMiB"`
+	HeapPeak int     `json:"heapLivePeakMiB"`
+	HeapOK   bool    `json:"heapKnown"`
+	Settle   float64 `json:"settleSeconds"`
+}
+
+func measure(proc *rig.Process) (memoryAt, error) {
+	m, err := memoryOf(proc.Pid())
+	if err != nil {
+		return memoryAt{}, err
+	}
+	last, peak, ok := liveHeap(proc.LogPath)
+	return memoryAt{RSS: m.RSS, PeakRSS: m.PeakRSS, HeapLive: last, HeapPeak: peak, HeapOK: ok}, nil
+}
+
+// restartAndMeasure stops the manager, starts a new one (which lists everything into its
+// cache and reconciles every object once, as after a crash or an upgrade), waits until it
+// is idle and measures it: the manager's memory with the objects cached and nothing to do.
+func (b *bench) restartAndMeasure(p *plane, mgr *rig.Process) (*rig.Process, memoryAt, error) {
+	p.stopProcess(mgr)
+	t0 := time.Now()
+	fresh, err := p.startManager("manager-restarted", rig.ManagerOptions{})
+	if err != nil {
+		return nil, memoryAt{}, err
+	}
+	if _, err := waitIdle([]*rig.Process{fresh}, b.cfg.Timeout); err != nil {
+		return fresh, memoryAt{}, fmt.Errorf("the restarted manager did not settle: %w", err)
+	}
+	settle := max(time.Since(t0)-idleWindow, 0) // from its start to the start of the quiet spell
+	// A few more seconds idle, for a garbage collection to have run since the catch-up.
+	time.Sleep(5 * time.Second)
+	m, err := measure(fresh)
+	m.Settle = settle.Seconds()
+	return fresh, m, err
+}
+
+func memoryResult(m memoryAt, objects int, empty memoryAt) string {
+	s := fmt.Sprintf("RSS %.0f MiB", m.RSS)
+	if m.HeapOK {
+		s += fmt.Sprintf(", heap %d MiB live", m.HeapLive)
+	}
+	if objects > 0 {
+		s += fmt.Sprintf("; per object above an empty manager (%.0f MiB RSS", empty.RSS)
+		if empty.HeapOK {
+			s += fmt.Sprintf(", %d MiB heap", empty.HeapLive)
+		}
+		s += fmt.Sprintf("): %.1f KiB RSS", (m.RSS-empty.RSS)*1024/float64(objects))
+		if m.HeapOK && empty.HeapOK {
+			s += fmt.Sprintf(", %.1f KiB heap", float64(m.HeapLive-empty.HeapLive)*1024/float64(objects))
+		}
+	}
+	s += fmt.Sprintf("; peak RSS %.0f MiB while restarting (idle after %s)", m.PeakRSS, secs(m.Settle))
+	return s
+}
+
+// memoryVerdict judges the RSS goal where the run had the goal's size. A run scaled down
+// (quick mode) would meet an RSS goal set for many more objects whatever each costs, so it
+// is judged by what each object adds to the heap instead: about 4 KiB.
+func memoryVerdict(m, empty memoryAt, objects int, goalMiB float64, fullSize bool) string {
+	if fullSize {
+		return verdict(m.RSS < goalMiB)
+	}
+	if !m.HeapOK || !empty.HeapOK || objects == 0 {
+		return "not measured: scaled down, heap unknown"
+	}
+	perObject := float64(m.HeapLive-empty.HeapLive) * 1024 / float64(objects)
+	return verdict(perObject <= 4) + " (per object; scaled down)"
+}
+
+// memoryPlane caches cfg.Members Members and cfg.Externals ExternalUsers in one
+// organization on a fresh control plane and measures the manager.
+func (b *bench) memoryPlane(ctx context.Context) {
+	r := row{Section: "Memory", What: fmt.Sprintf("%s Members + %s ExternalUsers cached", thousands(b.cfg.Members), thousands(b.cfg.Externals)),
+		Goal: "< 250 MiB RSS (at 10,000 + 10,000), ~4 KiB/object"}
+	b.logf("starting a fresh control plane for %s", r.What)
+	p, err := b.startPlane("memory")
+	if err != nil {
+		b.add(failed(r, err))
+		return
+	}
+	defer p.stop()
+	sink, _, err := newSink()
+	if err != nil {
+		b.add(failed(r, err))
+		return
+	}
+	defer sink.Close()
+	mgr, err := p.startManager("manager", rig.ManagerOptions{})
+	if err != nil {
+		b.add(failed(r, err))
+		return
+	}
+	o, err := p.newOrg(ctx, "mem", sink, "", func(o *rosterv1.Organization) {
+		o.Spec.Applications = []rosterv1.Application{{Name: "support-portal", DisplayName: "Support",
+			Portal: rosterv1.Portal{Enabled: true}, License: rosterv1.License{Seats: int32(b.cfg.Externals)}}}
+	})
+	if err == nil {
+		err = p.waitReady(ctx, []org{o}, 2*time.Minute)
+	}
+	if err != nil {
+		b.add(failed(r, err))
+		return
+	}
+	if _, err := waitIdle([]*rig.Process{mgr}, b.cfg.Timeout); err != nil {
+		b.add(failed(r, err))
+		return
+	}
+	base, _ := measure(mgr)
+	b.logf("memory: the manager with an empty organization: RSS %.0f MiB", base.RSS)
+
+	membersIn, err := b.load(ctx, p, "members", b.cfg.Members, func(i int) client.Object { return member(o, "m", i) })
+	if err != nil {
+		b.add(failed(r, err))
+		return
+	}
+	externalsIn, err := b.load(ctx, p, "external users", b.cfg.Externals, func(i int) client.Object { return externalUser(o, i) })
+	if err != nil {
+		b.add(failed(r, err))
+		return
+	}
+	b.logf("memory: created in %s and %s; waiting for the manager to finish with them", secs(membersIn.Seconds()), secs(externalsIn.Seconds()))
+	caughtUp, err := waitIdle([]*rig.Process{mgr}, b.cfg.Timeout)
+	if err != nil {
+		b.add(failed(r, err))
+		return
+	}
+	loaded, _ := measure(mgr)
+	b.logf("memory: the manager that saw them arrive: RSS %.0f MiB, peak %.0f MiB", loaded.RSS, loaded.PeakRSS)
+	mgr, after, err := b.restartAndMeasure(p, mgr)
+	if err != nil {
+		b.add(failed(r, err))
+		return
+	}
+	_ = mgr
+	objects := b.cfg.Members + b.cfg.Externals
+	r.Result = memoryResult(after, objects, base)
+	r.Met = memoryVerdict(after, base, objects, 250, b.cfg.Members >= 10000 && b.cfg.Externals >= 10000)
+	r.Values = map[string]any{"members": b.cfg.Members, "externalUsers": b.cfg.Externals, "emptyManager": base,
+		"whileLoading": loaded, "afterRestart": after, "loadSeconds": membersIn.Seconds() + externalsIn.Seconds(),
+		"catchUpSeconds": caughtUp.Seconds()}
+	b.add(r)
+}
+
+// bigOrgPlane fills one organization with cfg.BigOrg Members and another with
+// cfg.SmallOrg, times admission in each (scale) and measures the manager (memory).
+func (b *bench) bigOrgPlane(ctx context.Context) {
+	mem := row{Section: "Memory", What: fmt.Sprintf("%s Members in one organization", thousands(b.cfg.BigOrg)), Goal: "< 500 MiB RSS (at 100,000), ~4 KiB/object"}
+	scale := row{Section: "Admission scale", What: fmt.Sprintf("Invitation create, org of %s vs %s members (%d each, one at a time)",
+		thousands(b.cfg.SmallOrg), thousands(b.cfg.BigOrg), b.cfg.AdmissionSamples), Goal: "no growth (p50 within 1.5x)"}
+	report := func(err error) {
+		if b.wants("scale") {
+			b.add(failed(scale, err))
+		}
+		if b.wants("memory") {
+			b.add(failed(mem, err))
+		}
+	}
+	b.logf("starting a fresh control plane for %s", mem.What)
+	p, err := b.startPlane("bigorg")
+	if err != nil {
+		report(err)
+		return
+	}
+	defer p.stop()
+	sink, _, err := newSink()
+	if err != nil {
+		report(err)
+		return
+	}
+	defer sink.Close()
+	mgr, err := p.startManager("manager", rig.ManagerOptions{})
+	if err != nil {
+		report(err)
+		return
+	}
+	small, err := p.newOrg(ctx, "small", sink, "", nil)
+	if err != nil {
+		report(err)
+		return
+	}
+	big, err := p.newOrg(ctx, "big", sink, "", nil)
+	if err == nil {
+		err = p.waitReady(ctx, []org{small, big}, 2*time.Minute)
+	}
+	if err == nil {
+		_, err = waitIdle([]*rig.Process{mgr}, b.cfg.Timeout)
+	}
+	if err != nil {
+		report(err)
+		return
+	}
+	base, _ := measure(mgr)
+	if _, err := b.load(ctx, p, "small organization's members", b.cfg.SmallOrg, func(i int) client.Object { return member(small, "s", i) }); err != nil {
+		report(err)
+		return
+	}
+	bigIn, err := b.load(ctx, p, "large organization's members", b.cfg.BigOrg, func(i int) client.Object { return member(big, "b", i) })
+	if err != nil {
+		report(err)
+		return
+	}
+	b.logf("bigorg: %s members created in %s; waiting for the manager to finish with them", thousands(b.cfg.BigOrg), secs(bigIn.Seconds()))
+	caughtUp, err := waitIdle([]*rig.Process{mgr}, b.cfg.Timeout)
+	if err != nil {
+		report(err)
+		return
+	}
+	loaded, _ := measure(mgr)
+
+	if b.wants("scale") {
+		b.add(b.admissionScale(ctx, p, scale, small, big))
+		if _, err := waitIdle([]*rig.Process{mgr}, b.cfg.Timeout); err != nil {
+			report(err)
+			return
+		}
+	}
+	if b.wants("memory") {
+		_, after, err := b.restartAndMeasure(p, mgr)
+		if err != nil {
+			b.add(failed(mem, err))
+			return
+		}
+		mem.Result = memoryResult(after, b.cfg.BigOrg+b.cfg.SmallOrg, base)
+		mem.Met = memoryVerdict(after, base, b.cfg.BigOrg+b.cfg.SmallOrg, 500, b.cfg.BigOrg >= 100000)
+		mem.Values = map[string]any{"members": b.cfg.BigOrg + b.cfg.SmallOrg, "emptyManager": base, "whileLoading": loaded,
+			"afterRestart": after, "loadSeconds": bigIn.Seconds(), "catchUpSeconds": caughtUp.Seconds()}
+		b.add(mem)
+	}
+}
+
+// admissionScale creates invitations one after another in the small and the large
+// organization, alternating, and times each create: the API server's round trip with
+// Roster's webhooks judging it.
+func (b *bench) admissionScale(ctx context.Context, p *plane, r row, small, big org) row {
+	n := b.cfg.AdmissionSamples
+	var ts, tb []time.Duration
+	for i := range n + 3 { // the first three of each warm up connections and caches
+		for _, o := range []org{small, big} {
+			inv := invitation(o, "adm", i)
+			start := time.Now()
+			if err := p.admin.Create(ctx, inv); err != nil {
+				return failed(r, err)
+			}
+			took := time.Since(start)
+			if i < 3 {
+				continue
+			}
+			if o == small {
+				ts = append(ts, took)
+			} else {
+				tb = append(tb, took)
+			}
+		}
+	}
+	ds, db := distOf(ts), distOf(tb)
+	ratio := db.P50 / ds.P50
+	r.Result = fmt.Sprintf("%s members: p50 %s, p95 %s; %s members: p50 %s, p95 %s (%.2fx)", thousands(b.cfg.SmallOrg), secs(ds.P50), secs(ds.P95),
+		thousands(b.cfg.BigOrg), secs(db.P50), secs(db.P95), ratio)
+	r.Met = verdict(ratio <= 1.5)
+	r.Values = map[string]any{"small": ds, "big": db, "ratioP50": roundTo(ratio, 2)}
+	return r
+}
+
+func nameIn(o org, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: o.ns}
+}
