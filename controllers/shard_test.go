@@ -96,8 +96,14 @@ var _ = Describe("Shards", Ordered, func() {
 		for i := range n {
 			inv := invitation(ns, fmt.Sprintf("inv-%d", i), rosterv1.InvitationMethodLink, rosterv1.Invitee{Name: "Someone"}, func(inv *rosterv1.Invitation) {
 				inv.Spec.OrganizationRef.Name = fmt.Sprintf("org-%d", i)
+				inv.Labels = map[string]string{rosterv1.LabelShard: "elsewhere"} // what a client writes does not route it
 			})
 			Eventually(func() error { return adminClient.Create(ctx, inv) }, timeout, interval).Should(Succeed())
+			if shardOf(i) == "a" {
+				Expect(inv.Labels).To(HaveKeyWithValue(rosterv1.LabelShard, "a"), "born in its organization's shard")
+			} else {
+				Expect(inv.Labels).NotTo(HaveKey(rosterv1.LabelShard), "born in its organization's shard")
+			}
 		}
 
 		By("every invitation sent, its Member made, and the children labelled with their organization's shard")

@@ -43,6 +43,19 @@ func (d *invitationDefaulter) Default(ctx context.Context, inv *rosterv1.Invitat
 		return err
 	}
 	inv.Spec.InvitedBy, inv.Spec.InviterRole = r.User, a.Role
+	// Born in its Organization's shard, whatever the client wrote, so that the shard's
+	// manager takes it at once, without a pass and a write of another shard's to relabel it.
+	if a.Organization != nil {
+		labels := inv.GetLabels()
+		delete(labels, rosterv1.LabelShard)
+		if shard := a.Organization.Labels[rosterv1.LabelShard]; shard != "" {
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			labels[rosterv1.LabelShard] = shard
+		}
+		inv.SetLabels(labels)
+	}
 	return nil
 }
 
