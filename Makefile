@@ -84,10 +84,13 @@ FUZZTIME ?= 30s
 # package:target pairs; new inputs each finds are kept in the package's testdata/fuzz as
 # regression cases, which plain `go test` then runs.
 FUZZ_TARGETS := internal/bulk:FuzzReadClients internal/bulk:FuzzParse \
-	internal/notify:FuzzRenderHostileNames internal/linktoken:FuzzToken
+	internal/notify:FuzzRenderHostileNames internal/linktoken:FuzzToken \
+	internal/webhook/v1alpha1:FuzzMemberAdmission internal/webhook/v1alpha1:FuzzInvitationAdmission \
+	internal/webhook/v1alpha1:FuzzExternalUserAdmission internal/webhook/v1alpha1:FuzzCollaborationAdmission \
+	internal/webhook/v1alpha1:FuzzOrganizationAdmission
 
 .PHONY: fuzz
-fuzz: ## Fuzz the CSV readers, message rendering and link tokens for FUZZTIME each, keeping new inputs as regression cases.
+fuzz: ## Fuzz the CSV readers, message rendering, link tokens and admission webhooks for FUZZTIME each, keeping new inputs as regression cases.
 	@for pt in $(FUZZ_TARGETS); do \
 		pkg=$${pt%%:*}; f=$${pt##*:}; \
 		go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./$$pkg/ || exit 1; \
