@@ -434,11 +434,28 @@ func TestPortalSurvivesAPIServerOutage(t *testing.T) {
 	waitFor(t, ctx, within, "the door number after the outage", doorOpens)
 	t.Logf("public link and door number open %s after the restart", time.Since(up).Round(time.Millisecond))
 
+	// The portal's cache follows the API server again: a change made after the outage shows.
+	waitFor(t, ctx, within, "renaming the organization", func() error {
+		if err := cluster.Get(ctx, client.ObjectKeyFromObject(acme), acme); err != nil {
+			return err
+		}
+		orig := acme.DeepCopy()
+		acme.Spec.DisplayName = "Acme Reborn"
+		return admin.Patch(ctx, acme, client.MergeFrom(orig))
+	})
+	renamed := time.Now()
+	waitFor(t, ctx, within, "the new name on the public link's page", func() error {
+		pg, err := newBrowser(p.url).get("/join/" + token)
+		return expect(pg, err, http.StatusOK, "Ask to join Acme Reborn")
+	})
+	t.Logf("a change made after the outage shows on the portal %s after it was made, %s after the restart",
+		time.Since(renamed).Round(time.Millisecond), time.Since(up).Round(time.Millisecond))
+
 	// An invitation made after the outage: its link opens only once the portal's cache has
 	// the new link Secret, invitation and Member, so only once its watches came back.
 	names := []string{"after-outage"}
 	must(t, createRetrying(ctx, admin, o.invitation(names[0])))
-	o.waitAllSent(t, ctx, names, within)
+	o.waitAllSent(t, ctx, names, pick(3*time.Minute, 5*time.Minute)) // the manager's recovery, as in TestAPIServerOutage
 	var link string
 	waitFor(t, ctx, time.Minute, "the invitation mail", func() error {
 		mails := mailsTo(o.sink, email(names[0]))
