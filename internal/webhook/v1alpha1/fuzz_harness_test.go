@@ -11,9 +11,12 @@ package v1alpha1
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,7 +32,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/managedfields"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	clientgoapplyconfigurations "k8s.io/client-go/applyconfigurations"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -285,22 +287,32 @@ func (s *crdSchema) defaults(obj runtime.Object) error {
 	return runtime.DefaultUnstructuredConverter.FromUnstructured(u, obj)
 }
 
-// validate runs the CRD's CEL rules on obj, with old for the transition rules (nil on create).
-func (s *crdSchema) validate(obj, old runtime.Object) (field.ErrorList, error) {
+// validate runs the CRD's CEL rules on obj, with old for the transition rules (nil on
+// create). The rules' errors come in no fixed order (the validator walks maps); they are
+// sorted, so that one request always gets one answer.
+func (s *crdSchema) validate(obj, old runtime.Object) error {
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var o any
 	if old != nil {
 		om, err := runtime.DefaultUnstructuredConverter.ToUnstructured(old)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		o = om
 	}
 	errs, _ := s.cel.Validate(context.Background(), nil, s.structural, u, o, celconfig.RuntimeCELCostBudget)
-	return errs, nil
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	slices.Sort(msgs)
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // fzKind adapts one kind's webhooks to the harness.
@@ -417,8 +429,8 @@ func (k *fzKind[T]) admit(t testing.TB, c fzCase[T]) fzVerdict[T] {
 			return refused("mutate", err)
 		}
 		k.setStatus(obj, k.newObj()) // status is Roster's to write, through the subresource
-		if errs, err := s.validate(obj, nil); err != nil || len(errs) > 0 {
-			return refused("schema", fmt.Errorf("%v%v", err, errs.ToAggregate()))
+		if err := s.validate(obj, nil); err != nil {
+			return refused("schema", err)
 		}
 		warnings, err = k.validator(g).ValidateCreate(ctx, obj)
 	case admissionv1.Update:
@@ -433,8 +445,8 @@ func (k *fzKind[T]) admit(t testing.TB, c fzCase[T]) fzVerdict[T] {
 		} else {
 			k.setStatus(obj, old)
 		}
-		if errs, err := s.validate(obj, old); err != nil || len(errs) > 0 {
-			return refused("schema", fmt.Errorf("%v%v", err, errs.ToAggregate()))
+		if err := s.validate(obj, old); err != nil {
+			return refused("schema", err)
 		}
 		warnings, err = k.validator(g).ValidateUpdate(ctx, old, obj)
 	}
