@@ -94,16 +94,22 @@ chaos: envtest ## Run the long fault tests: manager kills, API server and SMTP o
 	ROSTER_CHAOS=1 KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test $(GO_TEST_FLAGS) -timeout 30m -v ./test/faults/
 
 FUZZTIME ?= 30s
+# Each input that finds new code is minimized first, for up to this long, and the clock of
+# FUZZTIME runs on meanwhile; Go's default of 60 s would spend a short run minimizing.
+FUZZMINIMIZETIME ?= 10s
 # package:target pairs; new inputs each finds are kept in the package's testdata/fuzz as
 # regression cases, which plain `go test` then runs.
 FUZZ_TARGETS := internal/bulk:FuzzReadClients internal/bulk:FuzzParse \
-	internal/notify:FuzzRenderHostileNames internal/linktoken:FuzzToken
+	internal/notify:FuzzRenderHostileNames internal/linktoken:FuzzToken \
+	internal/webhook/v1alpha1:FuzzMemberAdmission internal/webhook/v1alpha1:FuzzInvitationAdmission \
+	internal/webhook/v1alpha1:FuzzExternalUserAdmission internal/webhook/v1alpha1:FuzzCollaborationAdmission \
+	internal/webhook/v1alpha1:FuzzOrganizationAdmission
 
 .PHONY: fuzz
-fuzz: ## Fuzz the CSV readers, message rendering and link tokens for FUZZTIME each, keeping new inputs as regression cases.
+fuzz: ## Fuzz the CSV readers, message rendering, link tokens and admission webhooks for FUZZTIME each, keeping new inputs as regression cases.
 	@for pt in $(FUZZ_TARGETS); do \
 		pkg=$${pt%%:*}; f=$${pt##*:}; \
-		go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./$$pkg/ || exit 1; \
+		go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./$$pkg/ || exit 1; \
 		corpus="$$(go env GOCACHE)/fuzz/github.com/roster-dev/roster/$$pkg/$$f"; \
 		mkdir -p $$pkg/testdata/fuzz/$$f; \
 		if [ -d "$$corpus" ]; then cp -n "$$corpus/"* $$pkg/testdata/fuzz/$$f/; fi; \

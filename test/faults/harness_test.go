@@ -78,6 +78,9 @@ func run(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
+	if portal != nil {
+		portal.Kill()
+	}
 	mgr.Kill()
 	if err := plane.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "faults: stop the control plane:", err)
@@ -168,8 +171,8 @@ type org struct {
 }
 
 // newOrg makes a namespace, a mail sink on loopback and an Organization whose email goes
-// there, and waits until the Organization is Ready.
-func newOrg(t *testing.T, ctx context.Context, prefix string) *org {
+// there, changed by opts, and waits until the Organization is Ready.
+func newOrg(t *testing.T, ctx context.Context, prefix string, opts ...func(*rosterv1.Organization)) *org {
 	t.Helper()
 	sink, err := mailsink.Start(mailsink.Options{})
 	if err != nil {
@@ -194,6 +197,9 @@ func newOrg(t *testing.T, ctx context.Context, prefix string) *org {
 				Email: &rosterv1.EmailNotifications{SMTPSecretRef: rosterv1.LocalObjectReference{Name: "smtp"}, From: "Acme <people@acme.example>"},
 			},
 		},
+	}
+	for _, opt := range opts {
+		opt(o)
 	}
 	must(t, createRetrying(ctx, admin, o))
 	waitFor(t, ctx, time.Minute, "organization Ready", func() error {

@@ -32,25 +32,10 @@ func TestAPIServerOutage(t *testing.T) {
 		}
 		return nil
 	})
-	apiserver := env.ControlPlane.GetAPIServer()
-	// Stop reports that it had to kill the API server (see ControlPlaneStopTimeout); the
-	// check below is what matters: the API server is gone.
-	if err := apiserver.Stop(); err != nil {
-		t.Logf("stop the API server: %v", err)
-	}
+	restart := stopAPIServer(t, ctx)
 	t.Logf("API server stopped after %d of %d mails; down for %s", len(o.sink.Messages()), n, outage)
-	restarted := false
-	t.Cleanup(func() {
-		if !restarted { // the test failed during the outage; the tests after it need an API server
-			_ = apiserver.Start()
-		}
-	})
-	if err := cluster.Get(ctx, client.ObjectKey{Name: "default"}, &corev1.Namespace{}); err == nil || !isConnection(err) {
-		t.Fatalf("the API server still answers after Stop: %v", err)
-	}
 	time.Sleep(outage) // the fault itself, not a wait for anything
-	must(t, apiserver.Start())
-	restarted = true
+	restart()
 	t.Logf("API server started again")
 
 	after := o.invite(t, ctx, "after", n)
@@ -81,6 +66,34 @@ func TestAPIServerOutage(t *testing.T) {
 				t.Errorf("%v; %d mails %v; invitation: %s", err, len(mails), idempotencyKeys(mails), describeInvitation(ctx, o.ns, name))
 			}
 		}
+	}
+}
+
+// stopAPIServer stops the API server (etcd keeps running) and checks that it is gone. The
+// function it returns starts it again on the same address with the same certificates; should
+// the test fail before calling it, a cleanup does, since the tests after it need an API
+// server.
+func stopAPIServer(t *testing.T, ctx context.Context) (restart func()) {
+	t.Helper()
+	apiserver := env.ControlPlane.GetAPIServer()
+	// Stop reports that it had to kill the API server (see ControlPlaneStopTimeout); the
+	// check below is what matters: the API server is gone.
+	if err := apiserver.Stop(); err != nil {
+		t.Logf("stop the API server: %v", err)
+	}
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			_ = apiserver.Start()
+		}
+	})
+	if err := cluster.Get(ctx, client.ObjectKey{Name: "default"}, &corev1.Namespace{}); err == nil || !isConnection(err) {
+		t.Fatalf("the API server still answers after Stop: %v", err)
+	}
+	return func() {
+		t.Helper()
+		restarted = true
+		must(t, apiserver.Start())
 	}
 }
 

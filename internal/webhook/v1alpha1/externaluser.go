@@ -41,6 +41,9 @@ func (v *externalUserValidator) ValidateCreate(ctx context.Context, x *rosterv1.
 		if err != nil {
 			return nil, err
 		}
+		if err := goingAway(a, externalUserGR, x.Name); err != nil {
+			return nil, err
+		}
 		return nil, v.portalExternalUserCreate(x, a.Organization)
 	}
 	if _, ok := x.Labels[rosterv1.LabelSeat]; ok {

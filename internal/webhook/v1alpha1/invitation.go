@@ -157,6 +157,11 @@ func (v *invitationValidator) adminOrInviter(ctx context.Context, r request, inv
 	if a.Organization == nil || membership.IsAdmin(a.Role) {
 		return nil // with no organization there is no one's authority to protect
 	}
+	if what == "delete" && inv.Spec.InvitedBy == r.User {
+		return apierrors.NewForbidden(invitationGR, inv.Name, fmt.Errorf(
+			"only admins of Organization %s delete an invitation once it was accepted, and %s has %s there; inviters cancel their own only until then. "+
+				"To remove the member it made, ask an admin (spec.access: Terminated on the Member)", org, r.User, orNone(a.Role)))
+	}
 	if what == "delete" {
 		return apierrors.NewForbidden(invitationGR, inv.Name, fmt.Errorf(
 			"only admins of Organization %s delete invitations, and inviters cancel their own until accepted; %s has %s and did not send this one (%s did)",

@@ -71,7 +71,8 @@ func (d *memberDefaulter) Default(ctx context.Context, m *rosterv1.Member) error
 type memberValidator struct{ *gate }
 
 // ValidateCreate admits Members that Roster makes (from invitations, the public link and the
-// door number) and those an admin adds directly, in a role no higher than the admin's own.
+// door number) and those an admin adds directly, in a role no higher than the admin's own,
+// to an organization that exists and is not being deleted.
 func (v *memberValidator) ValidateCreate(ctx context.Context, m *rosterv1.Member) (admission.Warnings, error) {
 	r, err := v.request(ctx)
 	if err != nil {
@@ -80,13 +81,23 @@ func (v *memberValidator) ValidateCreate(ctx context.Context, m *rosterv1.Member
 	if r.Trusted {
 		return nil, nil
 	}
+	org := m.Spec.OrganizationRef.Name
 	if r.Portal {
 		if err := v.portalMemberCreate(m); err != nil {
 			return nil, err
 		}
+		a, err := v.authority(ctx, r, m.Namespace, org)
+		if err != nil {
+			return nil, err
+		}
+		if a.Organization == nil {
+			return nil, portalRefusal(memberGR, m.Name, "create a member of an organization that does not exist")
+		}
+		if err := goingAway(a, memberGR, m.Name); err != nil {
+			return nil, err
+		}
 		return nil, v.usernameFree(ctx, m)
 	}
-	org := m.Spec.OrganizationRef.Name
 	a, err := v.authority(ctx, r, m.Namespace, org)
 	if err != nil {
 		return nil, err
@@ -95,6 +106,9 @@ func (v *memberValidator) ValidateCreate(ctx context.Context, m *rosterv1.Member
 		return nil, apierrors.NewForbidden(memberGR, m.Name, fmt.Errorf(
 			"only admins of Organization %s add members directly, and %s has %s there. Members come from invitations, the public link and the door number: "+
 				"create an Invitation for the person instead (kubectl roster import, or an Invitation object)", org, r.User, orNone(a.Role)))
+	}
+	if err := goingAway(a, memberGR, m.Name); err != nil {
+		return nil, err
 	}
 	if err := grantable(r, a, m, roleOrMember(m.Spec.Role)); err != nil {
 		return nil, err

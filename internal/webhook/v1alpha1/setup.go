@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
@@ -133,7 +134,9 @@ func (g *gate) request(ctx context.Context) (request, error) {
 // what the Member and ExternalUser webhooks let it, before they call update. decided is
 // true when that settles the request, refused or not. The shard label of an
 // Organization's children is Roster's too: it follows the Organization, and moving one
-// object to a shard no manager serves would freeze it.
+// object to a shard no manager serves would freeze it. So are owner references, which only
+// Roster and the cluster's own controllers (the garbage collector orphaning dependents)
+// change: the garbage collector deletes an object whose owners are gone.
 func (g *gate) update(ctx context.Context, gr schema.GroupResource, old, obj client.Object, statusRefusal string) (r request, decided bool, err error) {
 	r, err = g.request(ctx)
 	name := obj.GetName()
@@ -147,6 +150,12 @@ func (g *gate) update(ctx context.Context, gr schema.GroupResource, old, obj cli
 	case gr.Resource != "organizations" && old.GetLabels()[rosterv1.LabelShard] != obj.GetLabels()[rosterv1.LabelShard]:
 		return r, true, apierrors.NewForbidden(gr, name, fmt.Errorf(
 			"the label %s is Roster's: it follows the Organization's; to move the organization to another shard, relabel the Organization", rosterv1.LabelShard))
+	case !r.System && !equality.Semantic.DeepEqual(old.GetOwnerReferences(), obj.GetOwnerReferences()):
+		// The garbage collector deletes an object whose owners are all gone, as itself: an
+		// owner reference anyone could add would delete what only admins may delete.
+		return r, true, apierrors.NewForbidden(gr, name, errors.New(
+			"metadata.ownerReferences are Roster's: the garbage collector deletes an object with its owners, so an owner added or removed "+
+				"would delete it, or keep it, past the webhooks. To delete the object, delete it"))
 	}
 	return r, false, nil
 }
