@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -22,8 +21,6 @@ import (
 	"github.com/go-logr/logr/funcr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -39,6 +36,7 @@ import (
 	"github.com/roster-dev/roster/internal/notify/mailsink"
 	"github.com/roster-dev/roster/internal/operator"
 	"github.com/roster-dev/roster/internal/testenv"
+	"github.com/roster-dev/roster/internal/testenv/rig"
 )
 
 // The end-to-end tests drive Debian's Chromium, headless, through the real pages, served by
@@ -236,33 +234,13 @@ func impersonating(cfg *rest.Config, user string) client.Client {
 	return cl
 }
 
-// applyPortalRBAC applies config/portal/rbac.yaml, bound to the test's portal user.
+// applyPortalRBAC applies config/portal/rbac.yaml, bound to the test's portal user, in the
+// portal's own namespace.
 func applyPortalRBAC(ctx context.Context, c client.Client) error {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: portalNS}}); err != nil {
 		return err
 	}
-	data, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "portal", "rbac.yaml"))
-	if err != nil {
-		return err
-	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		if len(u.Object) == 0 {
-			continue
-		}
-		if strings.HasSuffix(u.GetKind(), "Binding") {
-			_ = unstructured.SetNestedSlice(u.Object, []any{map[string]any{"kind": "User", "name": portalUser, "apiGroup": "rbac.authorization.k8s.io"}}, "subjects")
-		}
-		if err := c.Create(ctx, u); err != nil {
-			return err
-		}
-	}
+	return rig.GrantPortalRoles(ctx, c, portalUser)
 }
 
 // waitWebhooks waits until the API server calls Roster's webhooks.
