@@ -9,13 +9,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/internal/bulk"
 	"github.com/roster-dev/roster/internal/testenv"
+	"github.com/roster-dev/roster/internal/testenv/rig"
 )
 
 // BenchmarkImportClients imports 10,000 clients into a fresh namespace of a local API
@@ -31,14 +30,7 @@ func BenchmarkImportClients(b *testing.B) {
 	defer func() { _ = env.Stop() }()
 	// The plugin's own client limits (kubeClient in cmd/kubectl-roster).
 	cfg.QPS, cfg.Burst = 500, 1000
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		b.Fatal(err)
-	}
-	if err := rosterv1.AddToScheme(scheme); err != nil {
-		b.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := client.New(cfg, client.Options{Scheme: rig.Scheme()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,13 +12,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/internal/testenv/rig"
 )
 
@@ -62,12 +60,7 @@ func Start() (*envtest.Environment, client.WithWatch) {
 }
 
 // Scheme knows the Kubernetes kinds and Roster's.
-func Scheme() *k8sruntime.Scheme {
-	s := k8sruntime.NewScheme()
-	Expect(clientgoscheme.AddToScheme(s)).To(Succeed())
-	Expect(rosterv1.AddToScheme(s)).To(Succeed())
-	return s
-}
+func Scheme() *k8sruntime.Scheme { return rig.Scheme() }
 
 // Namespace creates a namespace for one ginkgo spec and deletes it when the spec ends, so
 // specs never see each other's objects.

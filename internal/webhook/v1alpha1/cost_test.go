@@ -13,8 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,6 +22,7 @@ import (
 	"github.com/roster-dev/roster/controllers"
 	"github.com/roster-dev/roster/internal/membership"
 	"github.com/roster-dev/roster/internal/testenv"
+	"github.com/roster-dev/roster/internal/testenv/rig"
 )
 
 // countingReader counts the objects its reads return: one per Get, one per listed item.
@@ -61,13 +60,7 @@ func TestInvitationAdmissionCostDoesNotGrow(t *testing.T) {
 	t.Cleanup(func() { _ = env.Stop() })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := rosterv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
+	scheme := rig.Scheme()
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)

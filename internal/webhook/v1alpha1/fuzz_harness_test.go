@@ -44,6 +44,7 @@ import (
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/controllers"
 	"github.com/roster-dev/roster/internal/membership"
+	"github.com/roster-dev/roster/internal/testenv/rig"
 )
 
 const (
@@ -154,16 +155,7 @@ var fzWorldObjects = sync.OnceValues(func() ([]client.Object, error) {
 	return objs, nil
 })
 
-var fzScheme = sync.OnceValue(func() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := rosterv1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
-})
+var fzScheme = sync.OnceValue(rig.Scheme)
 
 // fzTypeConverters are the fake client's, built once: building them is most of the cost of
 // a fake client.
