@@ -285,8 +285,10 @@ func (r *InvitationReconciler) newMember(inv *rosterv1.Invitation, account *rost
 			Provenance: rosterv1.MemberProvenance{JoinMethod: joinMethod, InvitedBy: inv.Spec.InvitedBy, InviterRole: inv.Spec.InviterRole},
 		},
 	}
-	// Born in the invitation's shard, so no other shard touches it.
+	// Born in the invitation's shard, so no other shard touches it; and with the labels the
+	// Member controller mirrors, so that its first pass writes only the status.
 	setLabels(m, map[string]string{rosterv1.LabelShard: inv.Labels[rosterv1.LabelShard]})
+	syncLabels(m, membership.Phase(m))
 	return m, controllerutil.SetControllerReference(inv, m, r.Scheme())
 }
 

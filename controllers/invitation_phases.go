@@ -317,8 +317,10 @@ func decideInvitation(f invitationFacts, now time.Time) invitationDecision {
 			return d
 		}
 		d.sent(f, now)
+		secret := tokenSecretName(&rosterv1.Invitation{ObjectMeta: metav1.ObjectMeta{Name: f.Name}})
 		d.conclude(settled, true, rosterv1.ReasonLinkReady, fmt.Sprintf("The link is ready in Secret %s (key %q); pass it on to the person",
-			tokenSecretName(&rosterv1.Invitation{ObjectMeta: metav1.ObjectMeta{Name: f.Name}}), linktoken.SecretKeyLink))
+			secret, linktoken.SecretKeyLink))
+		d.event(corev1.EventTypeNormal, rosterv1.ReasonLinkReady, "Issue", fmt.Sprintf("The link is ready in Secret %s (send %d)", secret, d.Gen+1), nil)
 		d.settle(f, deliveries, now)
 		return d
 	}
@@ -379,8 +381,9 @@ func (d *invitationDecision) member(f invitationFacts) *rosterv1.Member {
 	}
 	if m := mf.Member; m != nil {
 		if mf.Created {
+			// No Event: status.memberRef names it, and the invitation's next Event (Sent, or
+			// why not) follows within the pass; every Event is a write to the API server.
 			d.MemberRef = &rosterv1.LocalObjectReference{Name: m.Name}
-			d.event(corev1.EventTypeNormal, "MemberCreated", "Create", fmt.Sprintf("Created Member %s, Inactivated until the person signs up", m.Name), m)
 			return m
 		}
 		if !mf.Owned && f.Status.MemberRef == nil {

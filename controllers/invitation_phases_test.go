@@ -97,7 +97,7 @@ func TestDecideInvitation(t *testing.T) {
 		}), phase: rosterv1.InvitationFailed, reason: rosterv1.ReasonMemberConflict, progress: stalled, events: []string{rosterv1.ReasonMemberConflict}},
 		{name: "Member created: the send is recorded first", facts: with(base(email, rosterv1.InvitationStatus{}), func(f *invitationFacts) {
 			f.Member = &invitationMember{Member: member, Owned: true, Created: true}
-		}), phase: rosterv1.InvitationPending, reason: rosterv1.ReasonSending, progress: working, events: []string{"MemberCreated"}, requeue: time.Second, record: true},
+		}), phase: rosterv1.InvitationPending, reason: rosterv1.ReasonSending, progress: working, requeue: time.Second, record: true},
 		{name: "recorded: sent once due", facts: base(email, rosterv1.InvitationStatus{MemberRef: ref, Deliveries: sending("0")}),
 			need: needSend, phase: rosterv1.InvitationPending},
 		{name: "a failed record waits for a resend", facts: base(email, rosterv1.InvitationStatus{MemberRef: ref,
@@ -123,7 +123,7 @@ func TestDecideInvitation(t *testing.T) {
 		{name: "Link: the link is made", facts: base(link, rosterv1.InvitationStatus{MemberRef: ref}),
 			need: needLink, phase: rosterv1.InvitationPending},
 		{name: "Link: ready", facts: with(base(link, rosterv1.InvitationStatus{MemberRef: ref}), func(f *invitationFacts) { f.LinkIssued = true }),
-			phase: rosterv1.InvitationSent, reason: rosterv1.ReasonLinkReady, ready: true, requeue: ttl + time.Second},
+			phase: rosterv1.InvitationSent, reason: rosterv1.ReasonLinkReady, ready: true, events: []string{rosterv1.ReasonLinkReady}, requeue: ttl + time.Second},
 		{name: "sent, before expiry: look again at expiry", facts: base(email, sentStatus),
 			phase: rosterv1.InvitationSent, requeue: time.Hour + time.Second},
 		{name: "expiry at the exact instant of expiresAt needs a fresh read", facts: with(base(email, expiredAtNow), func(f *invitationFacts) { f.CurrentChecked = false }),

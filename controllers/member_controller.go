@@ -71,7 +71,7 @@ func (r *MemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 		}
 	}
 	r.updatePhase(m, org)
-	syncLabels(m)
+	syncLabels(m, m.Status.Phase)
 	res, err := r.notify(ctx, m, org)
 	setMemberReady(m)
 	return res, err
@@ -136,7 +136,11 @@ func (r *MemberReconciler) updatePhase(m *rosterv1.Member, org *rosterv1.Organiz
 		m.Status.TerminatedAt = nil
 	}
 	reason, note := transition(m, from, to)
-	r.Recorder.Eventf(m, nil, corev1.EventTypeNormal, reason, "Reconcile", note)
+	if reason != reasonCreated {
+		// A member's first phase is not a transition: its creation is on record already,
+		// and an Event for each of ten thousand invited members is as many writes.
+		r.Recorder.Eventf(m, nil, corev1.EventTypeNormal, reason, "Reconcile", note)
+	}
 	if tmpl, ch := messageFor(m, org, reason); tmpl != "" {
 		r.outbox(r.Clock).queue(m, fmt.Sprintf("%s/%s/%d", m.UID, tmpl, m.Generation), ch)
 	}
@@ -214,6 +218,9 @@ func hasPending(ds []rosterv1.Delivery) bool {
 	return false
 }
 
+// reasonCreated names a member's first phase, unless it is Pending (which an admin hears of).
+const reasonCreated = "Created"
+
 // transition names a phase change for an Event.
 func transition(m *rosterv1.Member, from, to rosterv1.MemberPhase) (reason, note string) {
 	who := m.Spec.DisplayName
@@ -222,7 +229,7 @@ func transition(m *rosterv1.Member, from, to rosterv1.MemberPhase) (reason, note
 	}
 	switch {
 	case from == "" && to != rosterv1.MemberPending:
-		return "Created", fmt.Sprintf("%s is %s", who, to)
+		return reasonCreated, fmt.Sprintf("%s is %s", who, to)
 	case to == rosterv1.MemberTerminated:
 		return "Terminated", fmt.Sprintf("%s was removed; the record is kept and can be restored with spec.access: Active", who)
 	case from == rosterv1.MemberTerminated:
@@ -253,10 +260,10 @@ func labelValue(s string) string {
 }
 
 // syncLabels mirrors department and phase into labels so `kubectl get mem -l` selects them.
-func syncLabels(m *rosterv1.Member) {
+func syncLabels(m *rosterv1.Member, phase rosterv1.MemberPhase) {
 	setLabels(m, map[string]string{
 		rosterv1.LabelDepartment: labelValue(m.Spec.Department),
-		rosterv1.LabelPhase:      string(m.Status.Phase),
+		rosterv1.LabelPhase:      string(phase),
 	})
 }
 

@@ -87,11 +87,12 @@ func (t *memberTally) of(org types.NamespacedName) rosterv1.MemberCounts {
 }
 
 // handler counts each Member event, then queues the organizations whose counts changed: in
-// that order, so the pass it triggers reads the new count.
+// that order, so the pass it triggers reads the new count. They are queued childBatch later,
+// so that one pass writes the counts of many changes.
 func (t *memberTally) handler() handler.Funcs {
 	enqueue := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], orgs []types.NamespacedName) {
 		for _, o := range orgs {
-			q.Add(reconcile.Request{NamespacedName: o})
+			q.AddAfter(reconcile.Request{NamespacedName: o}, childBatch)
 		}
 	}
 	member := func(o client.Object) *rosterv1.Member { m, _ := o.(*rosterv1.Member); return m }

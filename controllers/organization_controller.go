@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -267,6 +268,16 @@ func (r *OrganizationReconciler) moveChildren(ctx context.Context, org *rosterv1
 func (r *OrganizationReconciler) assignDoorNumber(ctx context.Context, org *rosterv1.Organization) (bool, error) {
 	claims := membership.Claims{Client: r.Client, Reader: r.APIReader}
 	me := rosterv1.ClaimHolder{Kind: "Organization", Namespace: org.Namespace, Name: org.Name}
+	if cur := org.Status.DoorNumber; cur != "" && (org.Spec.DoorNumber == "" || org.Spec.DoorNumber == cur) {
+		// The number in force stays, and the cached Claim says it is still ours: no read past
+		// the cache on every pass. Nobody takes over a claim whose holder names the number in
+		// status, so the cache can only lag on a number this organization let go of, and then
+		// status names another.
+		claim := &rosterv1.Claim{}
+		if err := r.Get(ctx, client.ObjectKey{Name: membership.DoorNumberClaimName(cur)}, claim); err == nil && claim.Spec.Holder == me {
+			return true, nil
+		}
+	}
 	take := func(door string) (bool, error) {
 		err := claims.Take(ctx, rosterv1.ClaimDoorNumber, membership.DoorNumberClaimName(door), door, me)
 		var taken *membership.ErrTaken
@@ -327,7 +338,13 @@ func (r *OrganizationReconciler) assignDoorNumber(ctx context.Context, org *rost
 func (r *OrganizationReconciler) syncPublicLink(ctx context.Context, org *rosterv1.Organization) error {
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: org.Name + "-public-link", Namespace: org.Namespace}}
 	if !org.Spec.PublicInvitation.Enabled {
-		if err := r.Delete(ctx, sec); client.IgnoreNotFound(err) != nil {
+		// Deleted only when the cache has it, not by a DELETE on every pass: should the cache
+		// not have it yet, its arrival (the Secret is owned) brings the organization back.
+		err := r.Get(ctx, client.ObjectKeyFromObject(sec), sec)
+		if err == nil {
+			err = r.Delete(ctx, sec)
+		}
+		if client.IgnoreNotFound(err) != nil {
 			return err
 		}
 		org.Status.PublicLinkSecretRef = nil
@@ -426,10 +443,32 @@ func portalURL(org *rosterv1.Organization, fallback string) string {
 	return fallback
 }
 
-// organizationOf maps an object that names an Organization to a request for it.
-func organizationOf(name func(client.Object) string) handler.MapFunc {
-	return func(_ context.Context, o client.Object) []reconcile.Request {
-		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name(o)}}}
+// childBatch is how long an Organization waits after a change to one of its children before
+// it counts again. The workqueue keeps one entry per organization, so a burst of a thousand
+// invitations makes about one pass, and one status write, a second instead of a thousand.
+const childBatch = time.Second
+
+// organizationOf queues, childBatch later, the Organization an object names.
+func organizationOf(name func(client.Object) string) handler.Funcs {
+	enqueue := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], o client.Object) {
+		q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name(o)}}, childBatch)
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(q, e.Object)
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(q, e.ObjectNew)
+			if name(e.ObjectOld) != name(e.ObjectNew) {
+				enqueue(q, e.ObjectOld)
+			}
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(q, e.Object)
+		},
+		GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(q, e.Object)
+		},
 	}
 }
 
@@ -441,15 +480,15 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&rosterv1.Organization{}).
 		Owns(&corev1.Secret{}).
 		Watches(&rosterv1.Member{}, r.tally.handler()).
-		Watches(&rosterv1.ExternalUser{}, handler.EnqueueRequestsFromMapFunc(organizationOf(func(o client.Object) string {
+		Watches(&rosterv1.ExternalUser{}, organizationOf(func(o client.Object) string {
 			return o.(*rosterv1.ExternalUser).Spec.OrganizationRef.Name
-		}))).
-		Watches(&rosterv1.Collaboration{}, handler.EnqueueRequestsFromMapFunc(organizationOf(func(o client.Object) string {
+		})).
+		Watches(&rosterv1.Collaboration{}, organizationOf(func(o client.Object) string {
 			return o.(*rosterv1.Collaboration).Spec.OrganizationRef.Name
-		}))).
-		Watches(&rosterv1.Invitation{}, handler.EnqueueRequestsFromMapFunc(organizationOf(func(o client.Object) string {
+		})).
+		Watches(&rosterv1.Invitation{}, organizationOf(func(o client.Object) string {
 			return o.(*rosterv1.Invitation).Spec.OrganizationRef.Name
-		})), builder.WithPredicates(predicate.Funcs{
+		}), builder.WithPredicates(predicate.Funcs{
 			// Only an invitation going away matters here: a deleted organization waits for its
 			// invitations before it deletes the rest.
 			CreateFunc:  func(event.CreateEvent) bool { return false },

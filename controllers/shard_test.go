@@ -138,23 +138,25 @@ var _ = Describe("Shards", Ordered, func() {
 		Expect(orgs.Items).To(HaveLen(n))
 
 		By("each object's Events come from its own shard's manager only")
-		list := &eventsv1List{}
-		Expect(k8sClient.List(ctx, &list.EventList, client.InNamespace(ns))).To(Succeed())
-		actedOn := map[string]map[string]bool{} // object -> shards that recorded Events on it
-		for _, e := range list.Items {
-			shard := e.ReportingController[strings.LastIndex(e.ReportingController, "-")+1:]
-			id := e.Regarding.Kind + "/" + e.Regarding.Name
-			if actedOn[id] == nil {
-				actedOn[id] = map[string]bool{}
+		// Events are recorded in the background, after the status that says Sent.
+		Eventually(func(g Gomega) {
+			list := &eventsv1List{}
+			g.Expect(k8sClient.List(ctx, &list.EventList, client.InNamespace(ns))).To(Succeed())
+			actedOn := map[string]map[string]bool{} // object -> shards that recorded Events on it
+			for _, e := range list.Items {
+				shard := e.ReportingController[strings.LastIndex(e.ReportingController, "-")+1:]
+				id := e.Regarding.Kind + "/" + e.Regarding.Name
+				if actedOn[id] == nil {
+					actedOn[id] = map[string]bool{}
+				}
+				actedOn[id][shard] = true
 			}
-			actedOn[id][shard] = true
-		}
-		Expect(actedOn).NotTo(BeEmpty())
-		for i := range n {
-			for _, id := range []string{fmt.Sprintf("Organization/org-%d", i), fmt.Sprintf("Invitation/inv-%d", i)} {
-				Expect(actedOn[id]).To(Equal(map[string]bool{shardOf(i): true}), "%s", id)
+			for i := range n {
+				for _, id := range []string{fmt.Sprintf("Organization/org-%d", i), fmt.Sprintf("Invitation/inv-%d", i)} {
+					g.Expect(actedOn[id]).To(Equal(map[string]bool{shardOf(i): true}), "%s", id)
+				}
 			}
-		}
+		}, 20*time.Second, 200*time.Millisecond).Should(Succeed())
 	})
 
 	It("an organization moves to a shard whose cache did not hold its children, and back, and is deleted there", func(ctx context.Context) {

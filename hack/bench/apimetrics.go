@@ -19,7 +19,7 @@ var requestLine = regexp.MustCompile(`^apiserver_request_total\{([^}]*)\} ([0-9.
 var labelPair = regexp.MustCompile(`(\w+)="([^"]*)"`)
 
 // apiRequests reads the API server's own count of requests so far (apiserver_request_total):
-// writes (create, update, patch, delete; dry runs left out) by resource, and reads (get and
+// writes (create, update, patch, delete; dry runs left out) by resource and verb, and reads (get and
 // list; watches left out) by resource.
 func (p *plane) apiRequests(ctx context.Context) (writes, reads tally, err error) {
 	cs, err := kubernetes.NewForConfig(p.rig.Config)
@@ -48,7 +48,7 @@ func (p *plane) apiRequests(ctx context.Context) (writes, reads tally, err error
 		switch verb := labels["verb"]; {
 		case labels["dry_run"] != "":
 		case verb == "POST" || verb == "PUT" || verb == "PATCH" || verb == "DELETE":
-			writes[key] += v
+			writes[key+" "+verb] += v
 		case verb == "GET" || verb == "LIST":
 			reads[verb+" "+key] += v
 		}

@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -131,63 +130,14 @@ func ImportClients(ctx context.Context, c client.Client, ns, org, app string, r 
 	}
 
 	in := clientImport{c: c, ns: ns, org: o.Name, app: app, members: members, existing: existing, has: file.has, opts: opts}
-	results := make([]RowResult, len(rows))
-	var (
-		mu      sync.Mutex
-		done    int
-		stopped *QuotaStop
-		wg      sync.WaitGroup
-	)
-	next := make(chan int)
-	workers := opts.Workers
-	if workers <= 0 {
-		workers = 8
-	}
-	for range min(workers, max(len(rows), 1)) {
-		wg.Go(func() {
-			for i := range next {
-				mu.Lock()
-				quota := stopped
-				mu.Unlock()
-				var rr RowResult
-				var q *QuotaStop
-				if quota != nil {
-					rr = in.skipIfDone(rows[i])
-				} else {
-					rr, q = in.one(ctx, rows[i])
-				}
-				mu.Lock()
-				results[i] = rr
-				if q != nil && (stopped == nil || q.Line < stopped.Line) {
-					stopped = q
-				}
-				done++
-				if opts.Progress != nil {
-					opts.Progress(done, len(rows))
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	var ctxErr error
-	for i := range rows {
-		if ctxErr = ctx.Err(); ctxErr != nil {
-			for j := i; j < len(rows); j++ {
-				results[j] = RowResult{Line: rows[j].line, Invitee: rows[j].key(), Outcome: Failed, Message: "not imported: the import was interrupted"}
-			}
-			break
-		}
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	results, stopped, err := rowJob[clientRow]{workers: opts.Workers, progress: opts.Progress, do: in.one, skip: in.skipIfDone,
+		interrupted: func(row clientRow) RowResult {
+			return RowResult{Line: row.line, Invitee: row.key(), Outcome: Failed, Message: interruptedMessage}
+		}}.run(ctx, rows)
 	res.Rows = append(invalidRows(invalid), results...)
 	sortRows(res.Rows)
 	res.Stopped = stopped
-	if ctxErr != nil {
-		return res, fmt.Errorf("import interrupted: %w", ctxErr)
-	}
-	return res, nil
+	return res, err
 }
 
 // clientImport is what every row of one import shares.

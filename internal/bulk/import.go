@@ -12,6 +12,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
@@ -28,6 +29,8 @@ type ImportOptions struct {
 	// SkipInvalid imports the valid rows of a file that has invalid ones and reports the
 	// invalid ones as Invalid, instead of refusing the whole file.
 	SkipInvalid bool
+	// Workers is how many rows are sent to the API server at once; 8 when 0.
+	Workers int
 	// Progress, when set, is called after each row with the rows done and the rows to do.
 	Progress func(done, total int)
 }
@@ -50,8 +53,9 @@ func ImportedInvitationName(org, email, phone string) string {
 // first: when any row is invalid it returns a *ValidationError naming every bad line and
 // creates nothing, unless opts.SkipInvalid. A row the API server refuses is recorded as
 // Failed with the server's message and the rest go on; a row whose person was imported
-// before is Skipped. When the server's daily import quota refuses a row the import stops
-// there: the result's Stopped says so, and importing the same file again later goes on
+// before is Skipped. Rows go opts.Workers at a time. When the server's daily import quota
+// refuses a row the import stops there (rows already under way may be refused too): the
+// result's Stopped says so, and importing the same file again later goes on
 // where it stopped. The error is for what stopped the import as a whole; the result then
 // still tells which rows were done.
 func Import(ctx context.Context, c client.Client, ns, org string, r io.Reader, opts ImportOptions) (ImportResult, error) {
@@ -76,34 +80,33 @@ func Import(ctx context.Context, c client.Client, ns, org string, r io.Reader, o
 	if err := listInvitations(ctx, c, ns, nil, func(inv *rosterv1.Invitation) { existing[inv.Name] = inv }); err != nil {
 		return res, fmt.Errorf("listing invitations: %w", err)
 	}
-	res.Rows = invalidRows(invalid)
-	for i, row := range rows {
-		if err := ctx.Err(); err != nil {
-			sortRows(res.Rows)
-			return res, fmt.Errorf("import stopped before line %d: %w", row.line, err)
-		}
-		if res.Stopped != nil {
-			// The quota refuses every new invitation until the day is over; rows imported
-			// before are still told apart, the others are not sent.
+	rowResults, stopped, err := rowJob[importRow]{workers: opts.Workers, progress: opts.Progress,
+		do: func(ctx context.Context, row importRow) (RowResult, *QuotaStop) {
+			rr := importOne(ctx, c, ns, org, row, existing, opts.DryRun)
+			if rr.Outcome == Failed {
+				return rr, quotaStop(row.line, errors.New(rr.Message))
+			}
+			return rr, nil
+		},
+		// The quota refuses every new invitation until the day is over; rows imported before
+		// are still told apart, the others are not sent.
+		skip: func(row importRow) RowResult {
 			name := ImportedInvitationName(org, row.email, row.phone)
 			rr := RowResult{Line: row.line, Invitee: row.invitee(), Invitation: name, Outcome: Failed, Message: notTried}
 			if inv, ok := existing[name]; ok {
 				rr.Outcome, rr.Message = judgeExisting(inv, org, row)
 			}
-			res.Rows = append(res.Rows, rr)
-		} else {
-			rr := importOne(ctx, c, ns, org, row, existing, opts.DryRun)
-			if rr.Outcome == Failed {
-				res.Stopped = quotaStop(row.line, errors.New(rr.Message))
-			}
-			res.Rows = append(res.Rows, rr)
-		}
-		if opts.Progress != nil {
-			opts.Progress(i+1, len(rows))
-		}
-	}
+			return rr
+		},
+		interrupted: func(row importRow) RowResult {
+			return RowResult{Line: row.line, Invitee: row.invitee(), Invitation: ImportedInvitationName(org, row.email, row.phone),
+				Outcome: Failed, Message: interruptedMessage}
+		},
+	}.run(ctx, rows)
+	res.Rows = append(invalidRows(invalid), rowResults...)
 	sortRows(res.Rows)
-	return res, nil
+	res.Stopped = stopped
+	return res, err
 }
 
 // importOne creates one row's Invitation unless it is among the existing ones.
@@ -137,7 +140,9 @@ func importOne(ctx context.Context, c client.Client, ns, org string, row importR
 	if dryRun {
 		opts = append(opts, client.DryRunAll)
 	}
-	err := c.Create(ctx, inv, opts...)
+	// The quota's ledger is written with optimistic concurrency, and parallel creates can
+	// make the webhook give up with "try again"; so can a busy API server. Those are retried.
+	err := retry.OnError(retry.DefaultBackoff, transient, func() error { return c.Create(ctx, inv.DeepCopy(), opts...) })
 	switch {
 	case err == nil:
 		res.Outcome = Created

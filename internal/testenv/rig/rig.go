@@ -101,7 +101,18 @@ type Rig struct {
 	Dir string
 }
 
-// Start starts a control plane whose files live under dir.
+// auditWrites is an audit policy that logs each write's metadata once, when it completes.
+const auditWrites = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+- level: Metadata
+  verbs: [create, update, patch, delete, deletecollection]
+- level: None
+`
+
+// Start starts a control plane whose files live under dir. With RIG_AUDIT_LOG set, its API
+// server logs every write there.
 func Start(dir string) (*Rig, error) {
 	env := Environment(true)
 	// The API server's certificates live in a directory of ours. envtest deletes a directory
@@ -112,6 +123,16 @@ func Start(dir string) (*Rig, error) {
 		return nil, err
 	}
 	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir}
+	if path := os.Getenv("RIG_AUDIT_LOG"); path != "" {
+		// Who wrote what: every write as one JSON line, for finding where writes come from.
+		policy := filepath.Join(dir, "audit-policy.yaml")
+		if err := os.WriteFile(policy, []byte(auditWrites), 0o600); err != nil {
+			return nil, err
+		}
+		args := env.ControlPlane.APIServer.Configure()
+		args.Set("audit-policy-file", policy)
+		args.Set("audit-log-path", path)
+	}
 	// kube-apiserver's graceful shutdown waits for the requests in flight, the manager's
 	// watches among them, longer than envtest's 20 s; after this long envtest kills it. A
 	// test stopping the API server then sees one that crashed, the harder case.

@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
@@ -56,6 +57,9 @@ func (d *invitationDefaulter) Default(ctx context.Context, inv *rosterv1.Invitat
 		}
 		inv.SetLabels(labels)
 	}
+	// Born with the finalizer that lets the controller take the invited Member away with a
+	// cancelled invitation: one write fewer for each invitation than adding it in a pass.
+	controllerutil.AddFinalizer(inv, rosterv1.Finalizer)
 	return nil
 }
 
