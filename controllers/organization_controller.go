@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -52,6 +53,7 @@ type OrganizationReconciler struct {
 	PortalURL string
 
 	tally *memberTally
+	doors *doorChecks
 }
 
 // Reconcile brings an organization's door number, public link and counts up to date.
@@ -265,19 +267,22 @@ func (r *OrganizationReconciler) moveChildren(ctx context.Context, org *rosterv1
 // unless another organization holds it, or a generated one. Each is held by a Claim named
 // after the number, so of two organizations that want one number only one can have it,
 // whatever order the API server sees them in.
-func (r *OrganizationReconciler) assignDoorNumber(ctx context.Context, org *rosterv1.Organization) (bool, error) {
+func (r *OrganizationReconciler) assignDoorNumber(ctx context.Context, org *rosterv1.Organization) (held bool, err error) {
 	claims := membership.Claims{Client: r.Client, Reader: r.APIReader}
 	me := rosterv1.ClaimHolder{Kind: "Organization", Namespace: org.Namespace, Name: org.Name}
-	if cur := org.Status.DoorNumber; cur != "" && (org.Spec.DoorNumber == "" || org.Spec.DoorNumber == cur) {
-		// The number in force stays, and the cached Claim says it is still ours: no read past
-		// the cache on every pass. Nobody takes over a claim whose holder names the number in
-		// status, so the cache can only lag on a number this organization let go of, and then
-		// status names another.
-		claim := &rosterv1.Claim{}
-		if err := r.Get(ctx, client.ObjectKey{Name: membership.DoorNumberClaimName(cur)}, claim); err == nil && claim.Spec.Holder == me {
-			return true, nil
-		}
+	key := types.NamespacedName{Namespace: org.Namespace, Name: org.Name}
+	if cur := org.Status.DoorNumber; cur != "" && (org.Spec.DoorNumber == "" || org.Spec.DoorNumber == cur) &&
+		r.doors.fresh(key, cur, r.Clock.Now()) {
+		// The number in force stays, and a recent pass proved the Claim ours: no read past the
+		// cache on every pass. Nobody takes over a claim whose holder names the number in
+		// status, so only an admin deleting the Claim by hand goes unseen, until doorRecheck.
+		return true, nil
 	}
+	defer func() {
+		if held && err == nil {
+			r.doors.proved(key, org.Status.DoorNumber, r.Clock.Now())
+		}
+	}()
 	take := func(door string) (bool, error) {
 		err := claims.Take(ctx, rosterv1.ClaimDoorNumber, membership.DoorNumberClaimName(door), door, me)
 		var taken *membership.ErrTaken
@@ -331,6 +336,43 @@ func (r *OrganizationReconciler) assignDoorNumber(ctx context.Context, org *rost
 		}
 	}
 	return false, fmt.Errorf("no free door number found in 10 tries")
+}
+
+// doorRecheck is how long an organization trusts its proof that it holds its door number's
+// Claim before it reads the Claim again. Claims are not cached: there is one for every
+// username, and the organization's controller alone would need the door numbers'.
+const doorRecheck = 10 * time.Minute
+
+// doorChecks remembers the door number each organization last proved it holds, and when.
+type doorChecks struct {
+	mu sync.Mutex
+	at map[types.NamespacedName]doorCheck
+}
+
+type doorCheck struct {
+	door string
+	at   time.Time
+}
+
+// fresh reports whether org proved it holds door less than doorRecheck before now.
+func (d *doorChecks) fresh(org types.NamespacedName, door string, now time.Time) bool {
+	if d == nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, ok := d.at[org]
+	return ok && c.door == door && now.Sub(c.at) < doorRecheck
+}
+
+// proved records that org holds door at now.
+func (d *doorChecks) proved(org types.NamespacedName, door string, now time.Time) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.at[org] = doorCheck{door: door, at: now}
 }
 
 // syncPublicLink keeps the public invitation link in a Secret while it is enabled, with a
@@ -476,6 +518,7 @@ func organizationOf(name func(client.Object) string) handler.Funcs {
 // count.
 func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.tally = newMemberTally()
+	r.doors = &doorChecks{at: map[types.NamespacedName]doorCheck{}}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&rosterv1.Organization{}).
 		Owns(&corev1.Secret{}).

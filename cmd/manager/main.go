@@ -35,6 +35,7 @@ func main() {
 		webhookHost    string
 		webhookPort    int
 		webhookCertDir string
+		pprofAddr      string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443",
 		"Address the metrics endpoint binds to, served over HTTPS to scrapers the API server says may get /metrics; 0 disables it.")
@@ -55,6 +56,8 @@ func main() {
 	flag.IntVar(&webhookPort, "webhook-port", webhook.DefaultPort, "Port the admission webhook server listens on.")
 	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "",
 		"Directory holding the webhook server's tls.crt and tls.key; empty for controller-runtime's default.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "",
+		"Address Go's pprof profiles are served on, for finding where time and memory go; keep it on loopback (127.0.0.1:6060), since a heap profile shows what the cache holds. Empty disables them.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -71,6 +74,7 @@ func main() {
 	mgr, err := newManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Metrics:                operator.MetricsOptions(metricsAddr),
 		HealthProbeBindAddress: probeAddr,
+		PprofBindAddress:       pprofAddr,
 		LeaderElection:         leaderElection,
 		LeaderElectionID:       operator.LeaderElectionID(shard),
 		Controller:             config.Controller{MaxConcurrentReconciles: workers, ReconciliationTimeout: passTimeout},

@@ -115,17 +115,13 @@ func (s cloneSet) copyFor(name string) ([]etcdPut, error) {
 		}
 		hash = h
 	}
-	replace := func(v string) string {
-		switch v {
-		case s.uid:
-			return uid
-		case s.hash:
-			return hash
-		case linktoken.LabelValue(s.hash):
-			return linktoken.LabelValue(hash)
-		}
-		return strings.ReplaceAll(v, s.name, name)
+	// UIDs and hashes are random, so they are replaced wherever they occur, in delivery
+	// keys too; so is the template's name, in addresses, Secret names and messages.
+	pairs := []string{s.uid, uid, s.name, name}
+	if s.hash != "" {
+		pairs = append(pairs, s.hash, hash, linktoken.LabelValue(s.hash), linktoken.LabelValue(hash))
 	}
+	replace := strings.NewReplacer(pairs...).Replace
 	var puts []etcdPut
 	for _, t := range s.objects {
 		o := t.DeepCopy()

@@ -3,6 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,7 +118,7 @@ func measure(proc *rig.Process) (memoryAt, error) {
 // until it is idle and measures it: the manager's memory with the objects cached and nothing
 // to do. It also counts the API writes of that catch-up: for objects copied into etcd from
 // templates (fill), a write for each would say the copies are not what Roster makes.
-func (b *bench) restartAndMeasure(ctx context.Context, p *plane, mgr *rig.Process) (*rig.Process, memoryAt, tally, error) {
+func (b *bench) restartAndMeasure(ctx context.Context, p *plane, mgr *rig.Process, counted org, members int) (*rig.Process, memoryAt, tally, error) {
 	if mgr != nil {
 		p.stopProcess(mgr)
 	}
@@ -122,16 +127,28 @@ func (b *bench) restartAndMeasure(ctx context.Context, p *plane, mgr *rig.Proces
 		return nil, memoryAt{}, nil, err
 	}
 	t0 := time.Now()
-	fresh, err := p.startManager("manager-restarted", rig.ManagerOptions{})
+	port, err := rig.FreePort()
 	if err != nil {
 		return nil, memoryAt{}, nil, err
+	}
+	pprofAddr := "127.0.0.1:" + strconv.Itoa(port)
+	fresh, err := p.startManager("manager-restarted", rig.ManagerOptions{Extra: []string{"--pprof-bind-address=" + pprofAddr}})
+	if err != nil {
+		return nil, memoryAt{}, nil, err
+	}
+	// Idle alone is not enough: a manager waiting for a long list from the API server is
+	// idle too.
+	if err := p.waitCounted(ctx, counted, members, b.cfg.Timeout); err != nil {
+		return fresh, memoryAt{}, nil, err
 	}
 	if _, err := waitIdle([]*rig.Process{fresh}, b.cfg.Timeout); err != nil {
 		return fresh, memoryAt{}, nil, fmt.Errorf("the restarted manager did not settle: %w", err)
 	}
 	settle := max(time.Since(t0)-idleWindow, 0) // from its start to the start of the quiet spell
-	// A few more seconds idle, for a garbage collection to have run since the catch-up.
-	time.Sleep(5 * time.Second)
+	// The heap profile asks for a garbage collection first, so the live heap that
+	// GODEBUG=gctrace reports next is what the cache holds, without the catch-up's garbage.
+	b.saveHeapProfile(pprofAddr, counted.ns)
+	time.Sleep(time.Second)
 	m, err := measure(fresh)
 	m.Settle = settle.Seconds()
 	after, _, aerr := p.apiRequests(ctx)
@@ -141,6 +158,27 @@ func (b *bench) restartAndMeasure(ctx context.Context, p *plane, mgr *rig.Proces
 	writes := after.since(before)
 	delete(writes, "leases PUT") // leader election
 	return fresh, m, writes, err
+}
+
+// waitCounted waits until organization o's status counts want members: the manager's cache
+// holds them all, since the counts come from its events, and its controllers started.
+func (p *plane) waitCounted(ctx context.Context, o org, want int, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		got := &rosterv1.Organization{}
+		err := p.admin.Get(ctx, client.ObjectKey{Namespace: o.ns, Name: o.name}, got)
+		if c := got.Status.Members; err == nil && int(c.Inactivated+c.Pending+c.Active+c.Rejected+c.Terminated) >= want {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			list := &metav1.PartialObjectMetadataList{}
+			list.SetGroupVersionKind(rosterv1.GroupVersion.WithKind("MemberList"))
+			lerr := p.admin.List(ctx, list, client.InNamespace(o.ns))
+			return fmt.Errorf("after %s Organization %s counts %+v members, not %d; the API server lists %d (%v) (last error: %v)",
+				within, o.name, got.Status.Members, want, len(list.Items), lerr, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // templateCount is how many members or external users go the whole way through the API
@@ -170,7 +208,32 @@ func (b *bench) fill(ctx context.Context, p *plane, mgr *rig.Process, kind, what
 		return 0, err
 	}
 	p.stopProcess(mgr)
-	return b.cloneLoad(ctx, p, what, sets, k, n, func(i int) string { return mk(prefix, i).GetName() })
+	took, err := b.cloneLoad(ctx, p, what, sets, k, n, func(i int) string { return mk(prefix, i).GetName() })
+	if err != nil {
+		return took, err
+	}
+	return took, p.waitListed(ctx, kind, o.ns, n, b.cfg.Timeout)
+}
+
+// waitListed waits until the API server's watch cache holds n objects of kind in namespace.
+// The copies went into etcd a hundred to a transaction, and the API server assumes one
+// object a revision: a list it served from its cache in the middle of a transaction's
+// events, and a watch from there, would miss the rest of that transaction. The manager
+// starts once nothing is in the middle any more.
+func (p *plane) waitListed(ctx context.Context, kind, namespace string, n int, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(rosterv1.GroupVersion.WithKind(kind + "List"))
+		err := p.admin.List(ctx, list, client.InNamespace(namespace), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}})
+		if err == nil && len(list.Items) >= n {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("after %s the API server's cache lists %d %ss of %d (last error: %v)", within, len(list.Items), kind, n, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // catchUp describes the writes of a manager's catch-up for the table.
@@ -270,7 +333,7 @@ func (b *bench) memoryPlane(ctx context.Context) {
 		return
 	}
 	b.logf("memory: copied in %s and %s; starting the manager on them", secs(membersIn.Seconds()), secs(externalsIn.Seconds()))
-	_, after, writes, err := b.restartAndMeasure(ctx, p, nil)
+	_, after, writes, err := b.restartAndMeasure(ctx, p, nil, o, b.cfg.Members)
 	if err != nil {
 		b.add(failed(r, err))
 		return
@@ -344,7 +407,7 @@ func (b *bench) bigOrgPlane(ctx context.Context) {
 		return
 	}
 	b.logf("bigorg: %s members copied in %s; starting the manager on them", thousands(b.cfg.BigOrg), secs(bigIn.Seconds()))
-	_, after, writes, err := b.restartAndMeasure(ctx, p, nil)
+	_, after, writes, err := b.restartAndMeasure(ctx, p, nil, big, b.cfg.BigOrg)
 	if err != nil {
 		report(err)
 		return
@@ -397,4 +460,26 @@ func (b *bench) admissionScale(ctx context.Context, p *plane, r row, small, big 
 
 func nameIn(o org, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: o.ns}
+}
+
+// saveHeapProfile keeps the manager's heap profile, taken after a garbage collection, in the
+// working directory.
+func (b *bench) saveHeapProfile(addr, name string) {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		b.logf("heap profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	path := filepath.Join(b.dir, "heap-"+name+".pb.gz")
+	f, err := os.Create(path)
+	if err == nil {
+		_, err = io.Copy(f, resp.Body)
+		_ = f.Close()
+	}
+	if err != nil {
+		b.logf("heap profile: %v", err)
+		return
+	}
+	b.logf("heap profile: go tool pprof -sample_index=inuse_space %s", path)
 }
