@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/roster-dev/roster/internal/memlimit"
 	"github.com/roster-dev/roster/internal/notify"
 	"github.com/roster-dev/roster/internal/operator"
 )
@@ -63,6 +64,9 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	if limit := memlimit.FromCgroup(memlimit.CgroupFile); limit > 0 {
+		log.Info("the Go runtime keeps under the container's memory limit", "bytes", limit)
+	}
 
 	newManager := operator.NewManager
 	if operator.NarrowsCache(shard, webhooks) {

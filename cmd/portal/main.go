@@ -22,6 +22,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/roster-dev/roster/controllers"
+	"github.com/roster-dev/roster/internal/memlimit"
 	"github.com/roster-dev/roster/internal/netrange"
 	"github.com/roster-dev/roster/internal/notify"
 	"github.com/roster-dev/roster/internal/operator"
@@ -53,6 +54,9 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("portal")
+	if limit := memlimit.FromCgroup(memlimit.CgroupFile); limit > 0 {
+		log.Info("the Go runtime keeps under the container's memory limit", "bytes", limit)
+	}
 
 	if err := run(ctrl.SetupSignalHandler(), options{addr: addr, probeAddr: probeAddr, namespace: namespace, keyFile: keyFile,
 		certFile: certFile, keyPEM: keyPEM, secure: !insecure, limits: portal.Limits{PerIP: perIP, PerSecret: perSecret}, allow: allow, proxies: proxies}); err != nil {

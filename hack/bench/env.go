@@ -111,7 +111,7 @@ func (p *plane) stop() {
 // startManager starts the manager binary as a process of its own, as in production: with
 // the generated ClusterRole, leader election off (one replica), and GODEBUG=gctrace=1 so its
 // log tells the live heap after each garbage collection.
-func (p *plane) startManager(name string, o rig.ManagerOptions) (*rig.Process, error) {
+func (p *plane) startManager(name string, o rig.ManagerOptions, env ...string) (*rig.Process, error) {
 	probe, err := rig.FreePort()
 	if err != nil {
 		return nil, err
@@ -122,7 +122,7 @@ func (p *plane) startManager(name string, o rig.ManagerOptions) (*rig.Process, e
 		Name:    name,
 		Bin:     p.b.bins["manager"],
 		Args:    p.rig.ManagerArgs(o, probe),
-		Env:     []string{"KUBECONFIG=" + p.mgrKubeconfig, "GODEBUG=gctrace=1"},
+		Env:     append([]string{"KUBECONFIG=" + p.mgrKubeconfig, "GODEBUG=gctrace=1"}, env...),
 		LogPath: filepath.Join(p.rig.Dir, fmt.Sprintf("%02d-%s.log", p.starts, name)),
 		Ready: func(ctx context.Context) error {
 			if err := rig.Readyz(ctx, probe); err != nil {

@@ -237,15 +237,35 @@ func fieldValue(spec *rosterv1.MemberSpec, f rosterv1.MemberField) string {
 	return ""
 }
 
+// IndexTokenHash indexes Secrets in a cache by their token hash label, so that a link finds
+// its Secret with one lookup however many links there are (IndexSecretsByTokenHash).
+const IndexTokenHash = "tokenHash"
+
+// IndexSecretsByTokenHash registers IndexTokenHash; the portal's cache has it.
+func IndexSecretsByTokenHash(ctx context.Context, idx client.FieldIndexer) error {
+	return idx.IndexField(ctx, &corev1.Secret{}, IndexTokenHash, func(o client.Object) []string {
+		if v := o.GetLabels()[linktoken.HashLabel]; v != "" && o.GetLabels()[rosterv1.LabelPartOf] == rosterv1.PartOfRoster {
+			return []string{v}
+		}
+		return nil
+	})
+}
+
 // secretFor finds the Roster Secret holding token's hash that carries the label kind.
 func (a *Acceptor) secretFor(ctx context.Context, token, kind string) (*corev1.Secret, error) {
 	hash := linktoken.Hash(token)
 	list := &corev1.SecretList{}
-	if err := a.Client.List(ctx, list, client.MatchingLabels{
-		rosterv1.LabelPartOf: rosterv1.PartOfRoster,
-		linktoken.HashLabel:  linktoken.LabelValue(hash),
-	}); err != nil {
-		return nil, err
+	// Through the index where the client is a cache that has it; a label selector on a
+	// cache would look at every Secret in the cluster for each link opened.
+	if err := a.Client.List(ctx, list, client.MatchingFields{IndexTokenHash: linktoken.LabelValue(hash)}); err != nil {
+		// A client without the index (one that reads the API server, or a cache set up
+		// without it) asks by label.
+		if err := a.Client.List(ctx, list, client.MatchingLabels{
+			rosterv1.LabelPartOf: rosterv1.PartOfRoster,
+			linktoken.HashLabel:  linktoken.LabelValue(hash),
+		}); err != nil {
+			return nil, err
+		}
 	}
 	for i := range list.Items {
 		s := &list.Items[i]

@@ -4,6 +4,7 @@
 package operator
 
 import (
+	"context"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
+	"github.com/roster-dev/roster/internal/membership"
 )
 
 // NewScheme returns a scheme with the Kubernetes kinds and Roster's.
@@ -116,7 +118,12 @@ func NarrowsCache(shard string, webhooks bool) bool {
 // NewPortalManager builds the portal's manager: no controllers, the cache with
 // PortalCacheOptions.
 func NewPortalManager(cfg *rest.Config, opts manager.Options) (manager.Manager, error) {
-	return newManager(cfg, opts, PortalCacheOptions())
+	mgr, err := newManager(cfg, opts, PortalCacheOptions())
+	if err != nil {
+		return nil, err
+	}
+	// Each link opened finds its Secret by the token's hash.
+	return mgr, membership.IndexSecretsByTokenHash(context.Background(), mgr.GetFieldIndexer())
 }
 
 func newManager(cfg *rest.Config, opts manager.Options, cacheOpts cache.Options) (manager.Manager, error) {
