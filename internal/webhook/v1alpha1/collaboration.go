@@ -12,7 +12,10 @@ import (
 
 var collaborationGR = schema.GroupResource{Group: rosterv1.GroupVersion.Group, Resource: "collaborations"}
 
-// +kubebuilder:webhook:path=/validate-org-roster-dev-v1alpha1-collaboration,mutating=false,failurePolicy=fail,sideEffects=None,groups=org.roster.dev,resources=collaborations;collaborations/status,verbs=create;update;delete,versions=v1alpha1,name=vcollaboration.roster.dev,admissionReviewVersions=v1
+// The manager's own writes that this webhook admits whatever they hold are not sent to it
+// (matchConditions): the name is operator.DefaultTrustedUser, and a manager started with
+// another --trusted-user needs the expression changed with it.
+// +kubebuilder:webhook:path=/validate-org-roster-dev-v1alpha1-collaboration,mutating=false,failurePolicy=fail,sideEffects=None,groups=org.roster.dev,resources=collaborations;collaborations/status,verbs=create;update;delete,versions=v1alpha1,name=vcollaboration.roster.dev,admissionReviewVersions=v1,patch=`{"matchConditions":[{"name":"not-the-managers-status-writes","expression":"!(request.userInfo.username == 'system:serviceaccount:roster-system:roster-manager' && (has(request.subResource) && request.subResource == 'status'))"}]}`
 
 // collaborationValidator lets only the organization's admins bring outside people into its
 // modules, change which modules they are in, and remove them, since a collaboration gives a

@@ -19,7 +19,10 @@ import (
 
 var externalUserGR = schema.GroupResource{Group: rosterv1.GroupVersion.Group, Resource: "externalusers"}
 
-// +kubebuilder:webhook:path=/validate-org-roster-dev-v1alpha1-externaluser,mutating=false,failurePolicy=fail,sideEffects=None,groups=org.roster.dev,resources=externalusers;externalusers/status,verbs=create;update;delete,versions=v1alpha1,name=vexternaluser.roster.dev,admissionReviewVersions=v1
+// The manager's own writes that this webhook admits whatever they hold are not sent to it
+// (matchConditions): the name is operator.DefaultTrustedUser, and a manager started with
+// another --trusted-user needs the expression changed with it.
+// +kubebuilder:webhook:path=/validate-org-roster-dev-v1alpha1-externaluser,mutating=false,failurePolicy=fail,sideEffects=None,groups=org.roster.dev,resources=externalusers;externalusers/status,verbs=create;update;delete,versions=v1alpha1,name=vexternaluser.roster.dev,admissionReviewVersions=v1,patch=`{"matchConditions":[{"name":"not-the-managers-status-writes","expression":"!(request.userInfo.username == 'system:serviceaccount:roster-system:roster-manager' && (has(request.subResource) && request.subResource == 'status'))"}]}`
 
 // externalUserValidator lets only the organization's admins add, change and delete its
 // external users; admits new ones only to an application with an active license; keeps

@@ -63,7 +63,10 @@ func (d *invitationDefaulter) Default(ctx context.Context, inv *rosterv1.Invitat
 	return nil
 }
 
-// +kubebuilder:webhook:path=/validate-org-roster-dev-v1alpha1-invitation,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,groups=org.roster.dev,resources=invitations;invitations/status,verbs=create;update;delete,versions=v1alpha1,name=vinvitation.roster.dev,admissionReviewVersions=v1
+// The manager's own writes that this webhook admits whatever they hold are not sent to it
+// (matchConditions): the name is operator.DefaultTrustedUser, and a manager started with
+// another --trusted-user needs the expression changed with it.
+// +kubebuilder:webhook:path=/validate-org-roster-dev-v1alpha1-invitation,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,groups=org.roster.dev,resources=invitations;invitations/status,verbs=create;update;delete,versions=v1alpha1,name=vinvitation.roster.dev,admissionReviewVersions=v1,patch=`{"matchConditions":[{"name":"not-the-managers-status-writes","expression":"!(request.userInfo.username == 'system:serviceaccount:roster-system:roster-manager' && (has(request.subResource) && request.subResource == 'status'))"}]}`
 
 // invitationValidator lets members invite, up to their own role, people who are not in the
 // organization yet, within the daily quota (F6, F7); and lets only admins and the inviter

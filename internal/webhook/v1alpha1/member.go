@@ -16,7 +16,10 @@ import (
 
 var memberGR = schema.GroupResource{Group: rosterv1.GroupVersion.Group, Resource: "members"}
 
-// +kubebuilder:webhook:path=/mutate-org-roster-dev-v1alpha1-member,mutating=true,failurePolicy=fail,sideEffects=None,groups=org.roster.dev,resources=members,verbs=create;update,versions=v1alpha1,name=mmember.roster.dev,admissionReviewVersions=v1
+// The manager's own writes that this webhook admits whatever they hold are not sent to it
+// (matchConditions): the name is operator.DefaultTrustedUser, and a manager started with
+// another --trusted-user needs the expression changed with it.
+// +kubebuilder:webhook:path=/mutate-org-roster-dev-v1alpha1-member,mutating=true,failurePolicy=fail,sideEffects=None,groups=org.roster.dev,resources=members,verbs=create;update,versions=v1alpha1,name=mmember.roster.dev,admissionReviewVersions=v1,patch=`{"matchConditions":[{"name":"not-the-managers-creates","expression":"!(request.userInfo.username == 'system:serviceaccount:roster-system:roster-manager' && request.operation == 'CREATE')"}]}`
 
 // memberDefaulter writes spec.provenance from the request: how the member came and who
 // decided on them. Only Roster's own identities, which create the Members of invitations and
@@ -63,7 +66,10 @@ func (d *memberDefaulter) Default(ctx context.Context, m *rosterv1.Member) error
 	return nil
 }
 
-// +kubebuilder:webhook:path=/validate-org-roster-dev-v1alpha1-member,mutating=false,failurePolicy=fail,sideEffects=None,groups=org.roster.dev,resources=members;members/status,verbs=create;update;delete,versions=v1alpha1,name=vmember.roster.dev,admissionReviewVersions=v1
+// The manager's own writes that this webhook admits whatever they hold are not sent to it
+// (matchConditions): the name is operator.DefaultTrustedUser, and a manager started with
+// another --trusted-user needs the expression changed with it.
+// +kubebuilder:webhook:path=/validate-org-roster-dev-v1alpha1-member,mutating=false,failurePolicy=fail,sideEffects=None,groups=org.roster.dev,resources=members;members/status,verbs=create;update;delete,versions=v1alpha1,name=vmember.roster.dev,admissionReviewVersions=v1,patch=`{"matchConditions":[{"name":"not-the-managers-creates-and-status-writes","expression":"!(request.userInfo.username == 'system:serviceaccount:roster-system:roster-manager' && ((has(request.subResource) && request.subResource == 'status') || request.operation == 'CREATE'))"}]}`
 
 // memberValidator lets admins add, decide on, edit and remove members, up to their own role;
 // only the person change their name, email and phone once signed up (F11); and only Roster
