@@ -182,33 +182,14 @@ func (b *bench) floorRun(ctx context.Context, p *plane, prefix string, procs []*
 	}
 	n := b.cfg.Invitations
 	cpu0 := b.cpu(p, "manager (webhooks)", procs)
-	var next, failed atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
 	start := time.Now()
-	for range b.cfg.Creators {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				if err := p.floorOne(ctx, o, prefix, i); err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	failed, firstErr := b.inParallel(ctx, n, false, func(i int) error { return p.floorOne(ctx, o, prefix, i) })
 	elapsed := time.Since(start)
 	res := &floorResult{N: n, Writes: n * floorWritesPerInvitation, Elapsed: elapsed, Seconds: elapsed.Seconds(), ns: o.ns}
 	res.CPU = b.cpu(p, "manager (webhooks)", procs).since(cpu0).millisPer(n)
 	b.logf("%s: CPU milliseconds per invitation: %s", prefix, tally(res.CPU))
-	if f := failed.Load(); f > 0 {
-		return res, fmt.Errorf("%d of %d floor sequences failed, e.g. %v", f, n, firstErr.Load())
+	if failed > 0 {
+		return res, fmt.Errorf("%d of %d floor sequences failed, e.g. %v", failed, n, firstErr)
 	}
 	return res, ctx.Err()
 }
@@ -452,27 +433,11 @@ func (b *bench) throughput(ctx context.Context, p *plane, run string, orgs []org
 // client would retry, and returns when each create was started.
 func (b *bench) createAll(ctx context.Context, c client.Client, objs []*rosterv1.Invitation) ([]time.Time, error) {
 	at := make([]time.Time, len(objs))
-	var next atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for range b.cfg.Creators {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(objs) || ctx.Err() != nil {
-					return
-				}
-				at[i] = time.Now()
-				if err := rig.CreateRetrying(ctx, c, objs[i]); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err, _ := firstErr.Load().(error); err != nil {
+	_, err := b.inParallel(ctx, len(objs), false, func(i int) error {
+		at[i] = time.Now()
+		return rig.CreateRetrying(ctx, c, objs[i])
+	})
+	if err != nil {
 		return at, err
 	}
 	return at, ctx.Err()

@@ -24,6 +24,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -352,4 +354,30 @@ func loadavg() string {
 		return "load unknown"
 	}
 	return "load " + strings.Join(f[:3], " ")
+}
+
+// inParallel calls do(i) for every i in [0, n) from cfg.Creators workers, handing the indexes
+// out in order, until all are done or ctx ends. It returns how many calls failed and the
+// first error; with stopOnError no index is handed out after a call failed.
+func (b *bench) inParallel(ctx context.Context, n int, stopOnError bool, do func(i int) error) (failed int64, first error) {
+	var next, failures atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range b.cfg.Creators {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil || (stopOnError && failures.Load() > 0) {
+					return
+				}
+				if err := do(i); err != nil {
+					failures.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	first, _ = firstErr.Load().(error)
+	return failures.Load(), first
 }

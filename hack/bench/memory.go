@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,9 +22,7 @@ import (
 // load creates n objects made by mk with cfg.Creators workers, as the admin, and logs its
 // progress.
 func (b *bench) load(ctx context.Context, p *plane, what string, n int, mk func(i int) client.Object) (time.Duration, error) {
-	var next, done atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
+	var done atomic.Int64
 	start := time.Now()
 	stopLog := make(chan struct{})
 	go func() {
@@ -40,25 +37,12 @@ func (b *bench) load(ctx context.Context, p *plane, what string, n int, mk func(
 			}
 		}
 	}()
-	for range b.cfg.Creators {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n || ctx.Err() != nil || firstErr.Load() != nil {
-					return
-				}
-				if err := rig.CreateRetrying(ctx, p.admin, mk(i)); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-				}
-				done.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
+	_, err := b.inParallel(ctx, n, true, func(i int) error {
+		defer done.Add(1)
+		return rig.CreateRetrying(ctx, p.admin, mk(i))
+	})
 	close(stopLog)
-	if err, _ := firstErr.Load().(error); err != nil {
+	if err != nil {
 		return time.Since(start), err
 	}
 	return time.Since(start), ctx.Err()
