@@ -382,11 +382,18 @@ func (r *InvitationReconciler) send(ctx context.Context, inv *rosterv1.Invitatio
 // deliveryToken is the token the message of send gen carries. The first attempt makes a new
 // one, and every earlier link stops working; it is kept in the invitation's Secret until
 // the message is delivered, so that a retry, or a resend after a crash, carries the same
-// link and a receiver that drops the duplicate keeps a link that works. The Secret is read
-// past the cache: a stale copy would make a second token and kill the first.
+// link and a receiver that drops the duplicate keeps a link that works. For a resend the
+// Secret is read past the cache: a stale copy, still holding the send before, would make a
+// second token and kill the first. The first send's token is the one the Secret was
+// created with, so every copy of it that can be cached while that send is due holds the
+// same token; a cache that has no copy yet makes the create fail, and the pass is retried.
 func (r *InvitationReconciler) deliveryToken(ctx context.Context, inv *rosterv1.Invitation, gen int32) (string, error) {
+	reader := r.APIReader
+	if gen == 0 {
+		reader = r.Client
+	}
 	sec := &corev1.Secret{}
-	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: tokenSecretName(inv)}, sec)
+	err := reader.Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: tokenSecretName(inv)}, sec)
 	if client.IgnoreNotFound(err) != nil {
 		return "", err
 	}

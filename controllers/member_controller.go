@@ -65,8 +65,14 @@ func (r *MemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 		return ctrl.Result{}, err
 	}
 	r.recordJoinFacts(m, org)
-	if membership.Phase(m) != m.Status.Phase {
-		if ok, err := current(ctx, r.APIReader, m); err != nil || !ok {
+	if to := membership.Phase(m); to != m.Status.Phase {
+		if reason, _ := transition(m, m.Status.Phase, to); reason == reasonCreated {
+			// A first phase records no Event and sends nothing, so a stale copy may try:
+			// its write carries the resourceVersion read and fails, which saves a read
+			// past the cache for every member created.
+			helper.Lock()
+		} else if ok, err := current(ctx, r.APIReader, m); err != nil || !ok {
+			// A transition happens once: act only on what the API server has.
 			return notCurrent, err
 		}
 	}

@@ -3,12 +3,20 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/roster-dev/roster/internal/testenv/rig"
 )
 
 // tally is a count by name: the API server's write requests by resource, or CPU seconds by
@@ -113,4 +121,43 @@ func (w tally) String() string {
 		parts[i] = fmt.Sprintf("%s %.1f", k, w[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// cpuProfiles starts CPU profiles of the API server and of the manager (which must have been
+// started with --pprof-bind-address) and returns what waits for them and keeps them in the
+// working directory. The profiles run for 30 s or until the measurement ends.
+func (b *bench) cpuProfiles(ctx context.Context, p *plane, run string, mgr *rig.Process) (wait func()) {
+	hc, err := rest.HTTPClientFor(p.rig.Config)
+	if err != nil {
+		b.logf("profile: %v", err)
+		return func() {}
+	}
+	var wg sync.WaitGroup
+	get := func(name, url string, c *http.Client) {
+		wg.Go(func() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/debug/pprof/profile?seconds=30", nil)
+			resp, err := c.Do(req)
+			if err != nil {
+				b.logf("profile %s: %v", name, err)
+				return
+			}
+			defer resp.Body.Close()
+			path := filepath.Join(b.dir, fmt.Sprintf("cpu-%s-%s.pb.gz", run, name))
+			f, err := os.Create(path)
+			if err == nil {
+				_, err = io.Copy(f, resp.Body)
+				_ = f.Close()
+			}
+			if err != nil {
+				b.logf("profile %s: %v", name, err)
+				return
+			}
+			b.logf("profile: go tool pprof -top %s", path)
+		})
+	}
+	get("kube-apiserver", strings.TrimSuffix(p.rig.Config.Host, "/"), hc)
+	if addr := p.pprof[mgr]; addr != "" {
+		get("manager", "http://"+addr, http.DefaultClient)
+	}
+	return wg.Wait
 }

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -240,28 +242,57 @@ func templates(ctx context.Context, c client.Client, kind string, namespace stri
 }
 
 // cloneLoad writes n copies of the template sets into etcd, copy i from set i%len(sets) and
-// named by name(i), and logs its progress.
+// named by name(i), and logs its progress. Batches are made here and written by a few
+// writers at once: one alone waits on each transaction's round trip.
 func (b *bench) cloneLoad(ctx context.Context, p *plane, what string, sets []cloneSet, from, n int, name func(i int) string) (time.Duration, error) {
 	w := etcdWriter{url: p.rig.Env.ControlPlane.Etcd.URL.String(), http: &http.Client{Timeout: time.Minute}}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	const writers = 4
+	batches := make(chan []etcdPut, writers)
+	errs := make(chan error, writers)
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for batch := range batches {
+				if err := w.put(ctx, batch); err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+			}
+		})
+	}
 	start := time.Now()
 	last := start
 	var batch []etcdPut
-	for i := from; i < n; i++ {
-		puts, err := sets[i%len(sets)].copyFor(name(i))
-		if err != nil {
-			return 0, err
+	var err error
+	for i := from; i < n && ctx.Err() == nil; i++ {
+		var puts []etcdPut
+		if puts, err = sets[i%len(sets)].copyFor(name(i)); err != nil {
+			break
 		}
 		batch = append(batch, puts...)
 		if len(batch) >= 2000 || i == n-1 {
-			if err := w.put(ctx, batch); err != nil {
-				return time.Since(start), err
+			select {
+			case batches <- batch:
+			case <-ctx.Done():
 			}
-			batch = batch[:0]
+			batch = nil
 		}
 		if time.Since(last) > 15*time.Second {
 			last = time.Now()
 			b.logf("  %s: %s of %s written to etcd", what, thousands(i+1), thousands(n))
 		}
 	}
-	return time.Since(start), nil
+	close(batches)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		err = errors.Join(err, e)
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return time.Since(start), err
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +50,8 @@ type plane struct {
 	procs                                            []*rig.Process
 	starts                                           int
 	apiserverPid, etcdPid                            int
+	// pprof is where each manager started with -profile serves its profiles.
+	pprof map[*rig.Process]string
 }
 
 func (b *bench) startPlane(name string) (*plane, error) {
@@ -60,7 +63,7 @@ func (b *bench) startPlane(name string) (*plane, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &plane{b: b, rig: r}
+	p := &plane{b: b, rig: r, pprof: map[*rig.Process]string{}}
 	if err := p.setup(); err != nil {
 		p.stop()
 		return nil, err
@@ -122,6 +125,15 @@ func (p *plane) startManager(name string, o rig.ManagerOptions, env ...string) (
 	}
 	p.starts++
 	o.TrustedUser, o.PortalUser, o.PortalURL = managerUser, portalUser, p.b.portalURL()
+	pprofAddr := ""
+	if p.b.cfg.profile && !slices.ContainsFunc(o.Extra, func(a string) bool { return strings.HasPrefix(a, "--pprof-bind-address") }) {
+		port, err := rig.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		pprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
+		o.Extra = append(o.Extra, "--pprof-bind-address="+pprofAddr)
+	}
 	proc := &rig.Process{
 		Name:    name,
 		Bin:     p.b.bins["manager"],
@@ -141,6 +153,9 @@ func (p *plane) startManager(name string, o rig.ManagerOptions, env ...string) (
 	p.procs = append(p.procs, proc)
 	if err := proc.Start(); err != nil {
 		return nil, err
+	}
+	if pprofAddr != "" {
+		p.pprof[proc] = pprofAddr
 	}
 	return proc, nil
 }

@@ -44,6 +44,7 @@ type config struct {
 	MailRate         int           `json:"mailRatePerOrg"`
 	LatencyRate      int           `json:"latencyRate"`
 	LatencyFor       time.Duration `json:"latencyDuration"`
+	LatencyDrain     time.Duration `json:"latencyDrain"`
 	Members          int           `json:"members"`
 	Externals        int           `json:"externalUsers"`
 	BigOrg           int           `json:"bigOrgMembers"`
@@ -55,15 +56,16 @@ type config struct {
 	Timeout          time.Duration `json:"phaseTimeout"`
 	out              string
 	keep             bool
+	profile          bool
 }
 
 // full and quick are the sizes: the issue's, and a run of a few minutes on a small machine.
 var (
 	full = config{Invitations: 2000, Orgs: 4, Creators: 16, MailRate: 1000, LatencyRate: 50, LatencyFor: 60 * time.Second,
-		Members: 10000, Externals: 10000, BigOrg: 100000, SmallOrg: 100, AdmissionSamples: 50, PortalClients: 100,
+		LatencyDrain: 30 * time.Second, Members: 10000, Externals: 10000, BigOrg: 100000, SmallOrg: 100, AdmissionSamples: 50, PortalClients: 100,
 		PortalFor: 30 * time.Second, ImportRows: 10000, Timeout: 30 * time.Minute}
 	quick = config{Invitations: 200, Orgs: 4, Creators: 16, MailRate: 1000, LatencyRate: 50, LatencyFor: 10 * time.Second,
-		Members: 500, Externals: 500, BigOrg: 1000, SmallOrg: 100, AdmissionSamples: 20, PortalClients: 100,
+		LatencyDrain: 20 * time.Second, Members: 500, Externals: 500, BigOrg: 1000, SmallOrg: 100, AdmissionSamples: 20, PortalClients: 100,
 		PortalFor: 10 * time.Second, ImportRows: 1000, Timeout: 5 * time.Minute}
 )
 
@@ -80,6 +82,7 @@ func main() {
 	fs.IntVar(&o.MailRate, "mail-rate", 0, "each organization's spec.notifications.email.maxPerSecond (1000, the most allowed; Roster's default is 10)")
 	fs.IntVar(&o.LatencyRate, "latency-rate", 0, "invitations per second for the latency measurement (50)")
 	fs.DurationVar(&o.LatencyFor, "latency-duration", 0, "how long invitations are created at that rate (full 60s, quick 10s)")
+	fs.DurationVar(&o.LatencyDrain, "latency-drain", 0, "how long after the last create mails may still arrive (full 30s, quick 20s); later ones count as later than that")
 	fs.IntVar(&o.Members, "members", 0, "Members cached for the first memory figure (full 10000, quick 500)")
 	fs.IntVar(&o.Externals, "externals", 0, "ExternalUsers cached beside them (full 10000, quick 500)")
 	fs.IntVar(&o.BigOrg, "big-org", 0, "Members of the one large organization (full 100000, quick 1000)")
@@ -91,6 +94,7 @@ func main() {
 	fs.DurationVar(&o.Timeout, "timeout", 0, "the longest one measurement may wait for Roster (full 30m, quick 5m)")
 	fs.StringVar(&o.out, "out", envOr("BENCH_OUT", filepath.Join(rig.Root(), "bin", "bench")), "directory for results-<time>.json (also BENCH_OUT)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory with the processes' logs")
+	fs.BoolVar(&o.profile, "profile", false, "keep CPU profiles of the API server and the manager during the one-manager throughput run (implies -keep)")
 	_ = fs.Parse(os.Args[1:])
 
 	cfg := full
@@ -98,13 +102,14 @@ func main() {
 		cfg = quick
 	}
 	cfg.Quick = *q
-	cfg.Phases, cfg.out, cfg.keep = o.Phases, o.out, o.keep
+	cfg.Phases, cfg.out, cfg.keep, cfg.profile = o.Phases, o.out, o.keep || o.profile, o.profile
 	override(&cfg.Invitations, o.Invitations)
 	override(&cfg.Orgs, o.Orgs)
 	override(&cfg.Creators, o.Creators)
 	override(&cfg.MailRate, o.MailRate)
 	override(&cfg.LatencyRate, o.LatencyRate)
 	override(&cfg.LatencyFor, o.LatencyFor)
+	override(&cfg.LatencyDrain, o.LatencyDrain)
 	override(&cfg.Members, o.Members)
 	override(&cfg.Externals, o.Externals)
 	override(&cfg.BigOrg, o.BigOrg)
@@ -333,7 +338,7 @@ func (c config) forJSON() map[string]any {
 	data, _ := json.Marshal(c)
 	out := map[string]any{}
 	_ = json.Unmarshal(data, &out)
-	for k, d := range map[string]time.Duration{"latencyDuration": c.LatencyFor, "portalDuration": c.PortalFor, "phaseTimeout": c.Timeout} {
+	for k, d := range map[string]time.Duration{"latencyDuration": c.LatencyFor, "latencyDrain": c.LatencyDrain, "portalDuration": c.PortalFor, "phaseTimeout": c.Timeout} {
 		out[k] = d.String()
 	}
 	return out
