@@ -356,8 +356,8 @@ type tpResult struct {
 	Settle    float64            `json:"managerSettleSeconds"`
 	// TokensKept counts the run's link Secrets that still kept a delivered link's token
 	// (not only its hash) a while after the last mail: each is a link left readable.
-	TokensKept int `json:"tokensKept"`
-	Complete  bool               `json:"complete"`
+	TokensKept int  `json:"tokensKept"`
+	Complete   bool `json:"complete"`
 }
 
 // throughput creates N invitations at once over orgs and times until every one is Sent and
