@@ -74,7 +74,11 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 func requestsForOrganization(c client.Reader, list client.ObjectList) func(context.Context, client.Object) []reconcile.Request {
 	return func(ctx context.Context, org client.Object) []reconcile.Request {
 		l := list.DeepCopyObject().(client.ObjectList)
-		if err := c.List(ctx, l, client.InNamespace(org.GetNamespace()), client.MatchingFields{IndexOrganization: org.GetName()}); err != nil {
+		// Only the names are read: the cache's own objects serve, not a deep copy of every
+		// child, which for a large organization would double the cache for a moment each
+		// time the Organization changes (and once for each at start).
+		if err := c.List(ctx, l, client.InNamespace(org.GetNamespace()), client.MatchingFields{IndexOrganization: org.GetName()},
+			client.UnsafeDisableDeepCopy); err != nil {
 			return nil
 		}
 		var reqs []reconcile.Request

@@ -187,6 +187,11 @@ func (b *bench) floorRun(ctx context.Context, p *plane, prefix string, n int, pr
 	if err != nil {
 		return nil, err
 	}
+	// One untimed sequence per worker first: connections, the webhooks' TLS and the
+	// caches warm up, which a short run would otherwise count.
+	if failed, err := b.inParallel(ctx, b.cfg.Creators, false, func(i int) error { return p.floorOne(ctx, o, prefix+"-warm", i) }); failed > 0 {
+		return nil, fmt.Errorf("warming up: %w", err)
+	}
 	cpu0 := b.cpu(p, "manager (webhooks)", procs)
 	start := time.Now()
 	failed, firstErr := b.inParallel(ctx, n, false, func(i int) error { return p.floorOne(ctx, o, prefix, i) })

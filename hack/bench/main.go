@@ -62,10 +62,10 @@ type config struct {
 // full and quick are the sizes: the issue's, and a run of a few minutes on a small machine.
 var (
 	full = config{Invitations: 2000, Orgs: 4, Creators: 16, MailRate: 1000, LatencyRate: 50, LatencyFor: 60 * time.Second,
-		LatencyDrain: 30 * time.Second, Members: 10000, Externals: 10000, BigOrg: 100000, SmallOrg: 100, AdmissionSamples: 50, PortalClients: 100,
-		PortalFor: 30 * time.Second, ImportRows: 10000, Timeout: 30 * time.Minute}
+		LatencyDrain: 20 * time.Second, Members: 10000, Externals: 10000, BigOrg: 100000, SmallOrg: 100, AdmissionSamples: 50, PortalClients: 100,
+		PortalFor: 15 * time.Second, ImportRows: 10000, Timeout: 30 * time.Minute}
 	quick = config{Invitations: 200, Orgs: 4, Creators: 16, MailRate: 1000, LatencyRate: 50, LatencyFor: 10 * time.Second,
-		LatencyDrain: 20 * time.Second, Members: 500, Externals: 500, BigOrg: 1000, SmallOrg: 100, AdmissionSamples: 20, PortalClients: 100,
+		LatencyDrain: 15 * time.Second, Members: 500, Externals: 500, BigOrg: 1000, SmallOrg: 100, AdmissionSamples: 20, PortalClients: 100,
 		PortalFor: 10 * time.Second, ImportRows: 1000, Timeout: 5 * time.Minute}
 )
 
@@ -82,14 +82,14 @@ func main() {
 	fs.IntVar(&o.MailRate, "mail-rate", 0, "each organization's spec.notifications.email.maxPerSecond (1000, the most allowed; Roster's default is 10)")
 	fs.IntVar(&o.LatencyRate, "latency-rate", 0, "invitations per second for the latency measurement (50)")
 	fs.DurationVar(&o.LatencyFor, "latency-duration", 0, "how long invitations are created at that rate (full 60s, quick 10s)")
-	fs.DurationVar(&o.LatencyDrain, "latency-drain", 0, "how long after the last create mails may still arrive (full 30s, quick 20s); later ones count as later than that")
+	fs.DurationVar(&o.LatencyDrain, "latency-drain", 0, "how long after the last create mails may still arrive (full 20s, quick 15s); later ones count as later than that")
 	fs.IntVar(&o.Members, "members", 0, "Members cached for the first memory figure (full 10000, quick 500)")
 	fs.IntVar(&o.Externals, "externals", 0, "ExternalUsers cached beside them (full 10000, quick 500)")
 	fs.IntVar(&o.BigOrg, "big-org", 0, "Members of the one large organization (full 100000, quick 1000)")
 	fs.IntVar(&o.SmallOrg, "small-org", 0, "Members of the small organization admission is compared with (100)")
 	fs.IntVar(&o.AdmissionSamples, "admission-samples", 0, "invitations created one after another in each to time admission (full 50, quick 20)")
 	fs.IntVar(&o.PortalClients, "portal-clients", 0, "concurrent clients opening invitation pages (100)")
-	fs.DurationVar(&o.PortalFor, "portal-duration", 0, "how long they do (full 30s, quick 10s)")
+	fs.DurationVar(&o.PortalFor, "portal-duration", 0, "how long they do (full 15s, quick 10s)")
 	fs.IntVar(&o.ImportRows, "import-rows", 0, "rows of the CSV file the plugin imports (full 10000, quick 1000)")
 	fs.DurationVar(&o.Timeout, "timeout", 0, "the longest one measurement may wait for Roster (full 30m, quick 5m)")
 	fs.StringVar(&o.out, "out", envOr("BENCH_OUT", filepath.Join(rig.Root(), "bin", "bench")), "directory for results-<time>.json (also BENCH_OUT)")
@@ -252,16 +252,21 @@ func oneLine(s string) string {
 
 // run runs the chosen measurements on three control planes: one for everything about
 // invitations (the floor and throughput must share theirs), and a fresh one for each memory
-// figure, so that what earlier measurements left behind is not counted as cached.
+// figure, so that what earlier measurements left behind is not counted as cached. The large
+// organization's plane is filled while the other memory figure is measured.
 func (b *bench) run(ctx context.Context) (failed bool) {
 	if b.wants("floor") || b.wants("throughput") || b.wants("shards") || b.wants("latency") || b.wants("portal") || b.wants("import") {
 		b.invitationsPlane(ctx)
 	}
-	if b.wants("memory") && ctx.Err() == nil {
-		b.memoryPlane(ctx)
-	}
 	if (b.wants("memory") || b.wants("scale")) && ctx.Err() == nil {
-		b.bigOrgPlane(ctx)
+		filled := make(chan *bigOrg, 1)
+		go func() { filled <- b.fillBigOrg(ctx) }()
+		if b.wants("memory") {
+			b.memoryPlane(ctx)
+		}
+		g := <-filled
+		b.bigOrgPlane(ctx, g)
+		g.close()
 	}
 	b.printTable(os.Stdout)
 	if err := b.writeJSON(); err != nil {

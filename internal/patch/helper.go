@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -18,7 +19,10 @@ import (
 // Helper remembers an object as it was read.
 type Helper struct {
 	client client.Client
-	before map[string]any
+	// before is a deep copy of the object as read (or as last written). Most passes change
+	// nothing, and comparing two typed objects costs little; only a changed object is turned
+	// into JSON to find the patch.
+	before client.Object
 	locked bool
 }
 
@@ -29,9 +33,9 @@ func (h *Helper) Lock() { h.locked = true }
 
 // NewHelper snapshots obj; call it right after the object was read.
 func NewHelper(obj client.Object, c client.Client) (*Helper, error) {
-	before, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot %T: %w", obj, err)
+	before, ok := obj.DeepCopyObject().(client.Object)
+	if !ok {
+		return nil, fmt.Errorf("snapshot %T: its copy is not a client.Object", obj)
 	}
 	return &Helper{client: c, before: before}, nil
 }
@@ -41,13 +45,21 @@ func NewHelper(obj client.Object, c client.Client) (*Helper, error) {
 // controller never patches spec: spec belongs to the object's owner. Merge patches carry no
 // resourceVersion; status has one writer, its controller, so there is nothing to race.
 func (h *Helper) Patch(ctx context.Context, obj client.Object) error {
+	if reflect.DeepEqual(h.before, obj) {
+		h.locked = false
+		return nil
+	}
+	before, err := runtime.DefaultUnstructuredConverter.ToUnstructured(h.before)
+	if err != nil {
+		return fmt.Errorf("convert %T: %w", obj, err)
+	}
 	after, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		return fmt.Errorf("convert %T: %w", obj, err)
 	}
 	status := after["status"]
 
-	metaPatch, err := mergePatch(pick(h.before, "metadata"), pick(after, "metadata"))
+	metaPatch, err := mergePatch(pick(before, "metadata"), pick(after, "metadata"))
 	if err != nil {
 		return err
 	}
@@ -63,7 +75,7 @@ func (h *Helper) Patch(ctx context.Context, obj client.Object) error {
 		}
 	}
 
-	statusPatch, err := mergePatch(map[string]any{"status": h.before["status"]}, map[string]any{"status": status})
+	statusPatch, err := mergePatch(map[string]any{"status": before["status"]}, map[string]any{"status": status})
 	if err != nil {
 		return err
 	}
@@ -78,8 +90,8 @@ func (h *Helper) Patch(ctx context.Context, obj client.Object) error {
 		}
 	}
 	// Later patches in the same reconcile start from what was written.
-	h.before, err = runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	return err
+	h.before = obj.DeepCopyObject().(client.Object)
+	return nil
 }
 
 // pick keeps only the metadata a controller may change.
