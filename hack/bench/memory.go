@@ -212,6 +212,9 @@ func (b *bench) fill(ctx context.Context, p *plane, mgr *rig.Process, kind, what
 // starts once nothing is in the middle any more.
 func (p *plane) waitListed(ctx context.Context, kind, namespace string, n int, within time.Duration) error {
 	deadline := time.Now().Add(within)
+	// Each look lists every object: at a hundred thousand, looking twice a second would keep
+	// the API server from taking in the very objects it waits for.
+	pause := 500 * time.Millisecond
 	for {
 		list := &metav1.PartialObjectMetadataList{}
 		list.SetGroupVersionKind(rosterv1.GroupVersion.WithKind(kind + "List"))
@@ -222,7 +225,8 @@ func (p *plane) waitListed(ctx context.Context, kind, namespace string, n int, w
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("after %s the API server's cache lists %d %ss of %d (last error: %v)", within, len(list.Items), kind, n, err)
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(pause)
+		pause = min(2*pause, 4*time.Second)
 	}
 }
 
