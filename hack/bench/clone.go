@@ -19,7 +19,6 @@ import (
 
 	rosterv1 "github.com/roster-dev/roster/api/v1alpha1"
 	"github.com/roster-dev/roster/internal/linktoken"
-	"github.com/roster-dev/roster/internal/membership"
 )
 
 // Loading a hundred thousand members through the API server costs what Roster's controllers
@@ -28,10 +27,15 @@ import (
 // manager that finds those objects already there, as after a restart, not about how they got
 // there (the throughput measurements time that). So a few members and external users go the
 // whole way through the API server and Roster's controllers, and the rest are copies of what
-// those templates became, written straight into etcd with their own names, addresses, UIDs,
-// username Claims and link tokens. The API server reads them from etcd as it reads its own
-// writes. Whether the copies are what the controllers would have made is checked, not
-// assumed: the manager that starts on them must make no write for them (catchUpWrites).
+// those templates became, written straight into etcd with their own names, addresses, UIDs
+// and link tokens. The API server reads them from etcd as it reads its own writes. Whether
+// the copies are what the controllers would have made is checked, not assumed: the manager
+// that starts on them must make no write for them (catchUpWrites).
+//
+// Members' username Claims are not copied. The manager never caches Claims (it reads them
+// past its cache, when it claims), and a member's status says its username is claimed, so
+// nothing measured reads them; copied, they would double what the API server must take in
+// before the manager may start, and that wait is most of the time a copy takes.
 
 // etcdWriter puts objects into the API server's etcd through etcd's JSON gateway.
 type etcdWriter struct {
@@ -96,11 +100,10 @@ func (w etcdWriter) put(ctx context.Context, puts []etcdPut) error {
 	return nil
 }
 
-// cloneSet is one template object and the objects that came with it (its Claim, its link
-// Secret), read back from the API server once the manager had finished with them.
+// cloneSet is one template object and the objects that came with it (its link Secret), read
+// back from the API server once the manager had finished with them.
 type cloneSet struct {
 	name    string // the template's name, replaced by each copy's in every string
-	org     string // the organization it is in
 	uid     string
 	hash    string // its link token's hash, if it has one
 	objects []*unstructured.Unstructured
@@ -142,12 +145,6 @@ func (s cloneSet) copyFor(name string) ([]etcdPut, error) {
 			}
 			o.Object["data"] = out
 		}
-		if o.GetKind() == "Claim" {
-			// Username Claims are named after a hash of the username: renamed, not rewritten.
-			username, _, _ := unstructured.NestedString(o.Object, "spec", "value")
-			holderNS, _, _ := unstructured.NestedString(o.Object, "spec", "holder", "namespace")
-			o.SetName(membership.UsernameClaimName(holderNS, s.org, username))
-		}
 		raw, err := json.Marshal(o.Object)
 		if err != nil {
 			return nil, err
@@ -158,7 +155,7 @@ func (s cloneSet) copyFor(name string) ([]etcdPut, error) {
 	return puts, nil
 }
 
-var resourceOf = map[string]string{"Member": "members", "ExternalUser": "externalusers", "Claim": "claims", "Secret": "secrets"}
+var resourceOf = map[string]string{"Member": "members", "ExternalUser": "externalusers", "Secret": "secrets"}
 
 // rewriteStrings applies f to every string in a JSON value.
 func rewriteStrings(v any, f func(string) string) any {
@@ -181,16 +178,8 @@ func rewriteStrings(v any, f func(string) string) any {
 	return v
 }
 
-func fromUnstructured(u *unstructured.Unstructured, into any) error {
-	raw, err := json.Marshal(u.Object)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(raw, into)
-}
-
 // templates reads back, through the API server, what Roster made of each template: the
-// Member or ExternalUser, and the Claim and the Secrets that are its.
+// Member or ExternalUser, and the Secrets that are its.
 func templates(ctx context.Context, c client.Client, kind string, namespace string, names []string) ([]cloneSet, error) {
 	var sets []cloneSet
 	for _, name := range names {
@@ -200,24 +189,8 @@ func templates(ctx context.Context, c client.Client, kind string, namespace stri
 		if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, o); err != nil {
 			return nil, err
 		}
-		org, _, _ := unstructured.NestedString(o.Object, "spec", "organizationRef", "name")
-		set := cloneSet{name: name, org: org, uid: string(o.GetUID()), objects: []*unstructured.Unstructured{o}}
-		switch kind {
-		case "Member":
-			m := &rosterv1.Member{}
-			if err := fromUnstructured(o, m); err != nil {
-				return nil, err
-			}
-			if m.Spec.Username != "" {
-				claim := &unstructured.Unstructured{}
-				claim.SetAPIVersion(rosterv1.GroupVersion.String())
-				claim.SetKind("Claim")
-				if err := c.Get(ctx, client.ObjectKey{Name: membership.UsernameClaimName(namespace, m.Spec.OrganizationRef.Name, m.Spec.Username)}, claim); err != nil {
-					return nil, fmt.Errorf("the username Claim of template %s: %w", name, err)
-				}
-				set.objects = append(set.objects, claim)
-			}
-		case "ExternalUser":
+		set := cloneSet{name: name, uid: string(o.GetUID()), objects: []*unstructured.Unstructured{o}}
+		if kind == "ExternalUser" {
 			secrets := &unstructured.UnstructuredList{}
 			secrets.SetAPIVersion("v1")
 			secrets.SetKind("SecretList")
