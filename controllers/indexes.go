@@ -2,10 +2,13 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -18,8 +21,13 @@ const (
 	IndexUsername     = rosterv1.IndexUsername
 )
 
-// SetupIndexes registers the cache indexes; call it once before the cache starts.
+// SetupIndexes registers the cache indexes; call it once before the cache starts. Every
+// lookup by these indexes names a namespace, and a manager's cache keys each object by its
+// namespace only (see namespacedIndexer).
 func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
+	if informers, ok := idx.(cache.Informers); ok {
+		idx = namespacedIndexer{informers}
+	}
 	orgOf := map[client.Object]func(client.Object) string{
 		&rosterv1.Invitation{}:    func(o client.Object) string { return o.(*rosterv1.Invitation).Spec.OrganizationRef.Name },
 		&rosterv1.Member{}:        func(o client.Object) string { return o.(*rosterv1.Member).Spec.OrganizationRef.Name },
@@ -67,6 +75,46 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 		}
 		return names
 	})
+}
+
+// namespacedIndexer registers field indexes on a controller-runtime cache whose keys name
+// the object's namespace only. The cache's own IndexField keys every value of a namespaced
+// object twice, in its namespace and across all namespaces, so that a List without
+// InNamespace can use the index too; Roster never lists these across namespaces, and the
+// second key made a third of what a cached Member costs. The keys are the cache's own
+// ("<namespace>/<value>" under the index "field:<name>"), so a List with InNamespace and
+// MatchingFields finds them as it finds its own; a List across namespaces finds nothing.
+type namespacedIndexer struct{ informers cache.Informers }
+
+func (n namespacedIndexer) IndexField(ctx context.Context, obj client.Object, field string, extract client.IndexerFunc) error {
+	informer, err := n.informers.GetInformer(ctx, obj, cache.BlockUntilSynced(false))
+	if err != nil {
+		return err
+	}
+	return informer.AddIndexers(toolscache.Indexers{fieldIndexName(field): func(raw any) ([]string, error) {
+		o, ok := raw.(client.Object)
+		if !ok {
+			return nil, fmt.Errorf("object of type %T is not an Object", raw)
+		}
+		values := extract(o)
+		keys := make([]string, len(values))
+		for i, v := range values {
+			keys[i] = namespacedKey(o.GetNamespace(), v)
+		}
+		return keys, nil
+	}})
+}
+
+// fieldIndexName and namespacedKey are how controller-runtime's cache names a field index
+// and keys a value in it (sigs.k8s.io/controller-runtime/pkg/cache/internal, which cannot be
+// imported); TestNamespacedIndexesServeTheCachesLists proves they still agree.
+func fieldIndexName(field string) string { return "field:" + field }
+
+func namespacedKey(namespace, value string) string {
+	if namespace == "" {
+		return "__all_namespaces/" + value
+	}
+	return namespace + "/" + value
 }
 
 // requestsForOrganization maps an Organization to requests for the objects of kind list

@@ -232,7 +232,11 @@ func (p *plane) waitListed(ctx context.Context, kind, namespace string, n int, w
 
 // catchUp describes the writes of a manager's catch-up for the table.
 func catchUp(w tally, objects int) string {
-	return fmt.Sprintf("%.0f API writes in the catch-up over %s objects (%s)", w.total(), thousands(objects), w)
+	s := fmt.Sprintf("%.0f API writes in the catch-up over %s objects", w.total(), thousands(objects))
+	if w.total() > 0 {
+		s += " (" + w.String() + ")"
+	}
+	return s
 }
 
 // memoryResult describes the manager with objects cached, in a container of limitMiB: the
