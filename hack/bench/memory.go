@@ -82,6 +82,7 @@ func externalUser(o org, prefix string, i int) *rosterv1.ExternalUser {
 // memoryAt is what the manager process holds.
 type memoryAt struct {
 	RSS      float64 `json:"rssMiB"`
+	RSSFile  float64 `json:"rssFileMiB"`
 	PeakRSS  float64 `json:"peakRssMiB"`
 	HeapLive int     `json:"heapLiveMiB"`
 	HeapPeak int     `json:"heapLivePeakMiB"`
@@ -95,7 +96,7 @@ func measure(proc *rig.Process) (memoryAt, error) {
 		return memoryAt{}, err
 	}
 	last, peak, ok := liveHeap(proc.LogPath)
-	return memoryAt{RSS: m.RSS, PeakRSS: m.PeakRSS, HeapLive: last, HeapPeak: peak, HeapOK: ok}, nil
+	return memoryAt{RSS: m.RSS, RSSFile: m.File, PeakRSS: m.PeakRSS, HeapLive: last, HeapPeak: peak, HeapOK: ok}, nil
 }
 
 // restartAndMeasure stops the manager, if one runs, starts a new one (which lists everything
@@ -110,7 +111,7 @@ func (b *bench) restartAndMeasure(ctx context.Context, p *plane, mgr *rig.Proces
 	var env []string
 	if limitMiB > 0 {
 		// What internal/memlimit sets in a container with this memory limit.
-		env = append(env, fmt.Sprintf("GOMEMLIMIT=%d", int64(float64(limitMiB)*(1<<20)*memlimit.Share)))
+		env = append(env, fmt.Sprintf("GOMEMLIMIT=%d", memlimit.For(int64(limitMiB)<<20)))
 	}
 	before, _, err := p.apiRequests(ctx)
 	if err != nil {
@@ -243,8 +244,8 @@ func catchUp(w tally, objects int) string {
 // shipped manager sets its Go memory limit from the container's (internal/memlimit), so that
 // is how it runs, and its peak is what the container's limit must hold.
 func memoryResult(m memoryAt, objects int, empty memoryAt, limitMiB int) string {
-	s := fmt.Sprintf("in a %d MiB container (GOMEMLIMIT %.0f%%): RSS %.0f MiB, peak %.0f MiB while starting (idle after %s)",
-		limitMiB, memlimit.Share*100, m.RSS, m.PeakRSS, secs(m.Settle))
+	s := fmt.Sprintf("in a %d MiB container (GOMEMLIMIT %.0f MiB): RSS %.0f MiB (%.0f MiB of it file pages), peak %.0f MiB while starting (idle after %s)",
+		limitMiB, float64(memlimit.For(int64(limitMiB)<<20))/(1<<20), m.RSS, m.RSSFile, m.PeakRSS, secs(m.Settle))
 	if m.HeapOK {
 		s += fmt.Sprintf("; heap %d MiB live", m.HeapLive)
 	}

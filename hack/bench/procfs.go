@@ -37,6 +37,9 @@ func cpuSeconds(pid int) (float64, error) {
 // memory is a process's resident set now and at its peak, in MiB.
 type memory struct {
 	RSS, PeakRSS float64
+	// File is the part of RSS that is file pages, mostly the binary's own: the Go runtime's
+	// memory limit does not count them, a container's does.
+	File float64
 }
 
 func memoryOf(pid int) (memory, error) {
@@ -56,6 +59,8 @@ func memoryOf(pid int) (memory, error) {
 			m.RSS = kb / 1024
 		case "VmHWM:":
 			m.PeakRSS = kb / 1024
+		case "RssFile:":
+			m.File = kb / 1024
 		}
 	}
 	return m, nil

@@ -22,7 +22,9 @@ func TestFromCgroup(t *testing.T) {
 		name, content, env string
 		want               int64
 	}{
-		{name: "a limit", content: "268435456\n", want: 241591910},
+		{name: "a small limit keeps ReserveMin", content: "268435456\n", want: 268435456 - 48<<20},
+		{name: "a large limit keeps a tenth", content: "1073741824\n", want: 1073741824 - 107374182},
+		{name: "a limit below the reserve", content: "33554432\n", want: 0},
 		{name: "no limit", content: "max\n", want: 0},
 		{name: "GOMEMLIMIT wins", content: "268435456\n", env: "100MiB", want: 0},
 		{name: "garbage", content: "lots\n", want: 0},
