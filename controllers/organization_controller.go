@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -60,6 +61,9 @@ type OrganizationReconciler struct {
 func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, reterr error) {
 	org := &rosterv1.Organization{}
 	if err := r.Get(ctx, req.NamespacedName, org); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.doors.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !r.Shard.Has(org) {
@@ -375,6 +379,16 @@ func (d *doorChecks) proved(org types.NamespacedName, door string, now time.Time
 	d.at[org] = doorCheck{door: door, at: now}
 }
 
+// forget drops what is remembered of org, once it is gone.
+func (d *doorChecks) forget(org types.NamespacedName) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.at, org)
+}
+
 // syncPublicLink keeps the public invitation link in a Secret while it is enabled, with a
 // new token whenever spec.publicInvitation.linkGeneration changes (F1).
 func (r *OrganizationReconciler) syncPublicLink(ctx context.Context, org *rosterv1.Organization) error {
@@ -438,8 +452,10 @@ func (r *OrganizationReconciler) countMembers(_ context.Context, org *rosterv1.O
 // an ExternalUser's in the same organization belongs to that application's portal. Each
 // active collaboration costs one lookup in the cache's email index.
 func (r *OrganizationReconciler) countCollaborators(ctx context.Context, org *rosterv1.Organization) error {
+	// Read only: the cache's own objects, not a deep copy of each.
 	list := &rosterv1.CollaborationList{}
-	if err := r.List(ctx, list, client.InNamespace(org.Namespace), client.MatchingFields{IndexOrganization: org.Name}); err != nil {
+	if err := r.List(ctx, list, client.InNamespace(org.Namespace), client.MatchingFields{IndexOrganization: org.Name},
+		client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	var n int32
@@ -465,7 +481,8 @@ func (r *OrganizationReconciler) isExternalUser(ctx context.Context, org *roster
 		return false, nil
 	}
 	users := &rosterv1.ExternalUserList{}
-	if err := r.List(ctx, users, client.InNamespace(org.Namespace), client.MatchingFields{rosterv1.IndexEmail: strings.ToLower(email)}); err != nil {
+	if err := r.List(ctx, users, client.InNamespace(org.Namespace), client.MatchingFields{rosterv1.IndexEmail: strings.ToLower(email)},
+		client.UnsafeDisableDeepCopy); err != nil {
 		return false, err
 	}
 	for _, x := range users.Items {
