@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -123,41 +124,53 @@ func (w tally) String() string {
 	return strings.Join(parts, ", ")
 }
 
-// cpuProfiles starts CPU profiles of the API server and of the manager (which must have been
-// started with --pprof-bind-address) and returns what waits for them and keeps them in the
-// working directory. The profiles run for 30 s or until the measurement ends.
+// cpuProfiles starts CPU profiles of the API server and of the manager and returns what
+// waits for them and keeps them in the working directory. The profiles run for 30 s or until
+// the measurement ends.
 func (b *bench) cpuProfiles(ctx context.Context, p *plane, run string, mgr *rig.Process) (wait func()) {
 	hc, err := rest.HTTPClientFor(p.rig.Config)
 	if err != nil {
 		b.logf("profile: %v", err)
 		return func() {}
 	}
+	const profile = "/debug/pprof/profile?seconds=30"
 	var wg sync.WaitGroup
-	get := func(name, url string, c *http.Client) {
-		wg.Go(func() {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/debug/pprof/profile?seconds=30", nil)
-			resp, err := c.Do(req)
-			if err != nil {
-				b.logf("profile %s: %v", name, err)
-				return
-			}
-			defer resp.Body.Close()
-			path := filepath.Join(b.dir, fmt.Sprintf("cpu-%s-%s.pb.gz", run, name))
-			f, err := os.Create(path)
-			if err == nil {
-				_, err = io.Copy(f, resp.Body)
-				_ = f.Close()
-			}
-			if err != nil {
-				b.logf("profile %s: %v", name, err)
-				return
-			}
-			b.logf("profile: go tool pprof -top %s", path)
-		})
-	}
-	get("kube-apiserver", strings.TrimSuffix(p.rig.Config.Host, "/"), hc)
-	if addr := p.pprof[mgr]; addr != "" {
-		get("manager", "http://"+addr, http.DefaultClient)
-	}
+	wg.Go(func() {
+		b.saveProfile(ctx, hc, strings.TrimSuffix(p.rig.Config.Host, "/")+profile, "cpu-"+run+"-kube-apiserver", "-top")
+	})
+	wg.Go(func() {
+		b.saveProfile(ctx, http.DefaultClient, "http://"+p.pprof[mgr]+profile, "cpu-"+run+"-manager", "-top")
+	})
 	return wg.Wait
+}
+
+// saveProfile keeps the profile url answers in the working directory as name.pb.gz, and
+// logs how to read it (go tool pprof with flag).
+func (b *bench) saveProfile(ctx context.Context, c *http.Client, url, name, flag string) {
+	path := filepath.Join(b.dir, name+".pb.gz")
+	err := func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s", resp.Status)
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(f, resp.Body)
+		return errors.Join(err, f.Close())
+	}()
+	if err != nil {
+		b.logf("profile %s: %v", name, err)
+		return
+	}
+	b.logf("profile: go tool pprof %s %s", flag, path)
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,7 +49,7 @@ type plane struct {
 	procs                                            []*rig.Process
 	starts                                           int
 	apiserverPid, etcdPid                            int
-	// pprof is where each manager started with -profile serves its profiles.
+	// pprof is where each manager serves Go's profiles, on loopback.
 	pprof map[*rig.Process]string
 }
 
@@ -125,15 +124,13 @@ func (p *plane) startManager(name string, o rig.ManagerOptions, env ...string) (
 	}
 	p.starts++
 	o.TrustedUser, o.PortalUser, o.PortalURL = managerUser, portalUser, p.b.portalURL()
-	pprofAddr := ""
-	if p.b.cfg.profile && !slices.ContainsFunc(o.Extra, func(a string) bool { return strings.HasPrefix(a, "--pprof-bind-address") }) {
-		port, err := rig.FreePort()
-		if err != nil {
-			return nil, err
-		}
-		pprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
-		o.Extra = append(o.Extra, "--pprof-bind-address="+pprofAddr)
+	// Every manager serves its profiles, for the heap after a restart and the CPU under -profile.
+	pprofPort, err := rig.FreePort()
+	if err != nil {
+		return nil, err
 	}
+	pprofAddr := fmt.Sprintf("127.0.0.1:%d", pprofPort)
+	o.Extra = append(o.Extra, "--pprof-bind-address="+pprofAddr)
 	proc := &rig.Process{
 		Name:    name,
 		Bin:     p.b.bins["manager"],
@@ -154,9 +151,7 @@ func (p *plane) startManager(name string, o rig.ManagerOptions, env ...string) (
 	if err := proc.Start(); err != nil {
 		return nil, err
 	}
-	if pprofAddr != "" {
-		p.pprof[proc] = pprofAddr
-	}
+	p.pprof[proc] = pprofAddr
 	return proc, nil
 }
 

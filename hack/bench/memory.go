@@ -3,11 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -118,12 +114,7 @@ func (b *bench) restartAndMeasure(ctx context.Context, p *plane, mgr *rig.Proces
 		return nil, memoryAt{}, nil, err
 	}
 	t0 := time.Now()
-	port, err := rig.FreePort()
-	if err != nil {
-		return nil, memoryAt{}, nil, err
-	}
-	pprofAddr := "127.0.0.1:" + strconv.Itoa(port)
-	fresh, err := p.startManager("manager-restarted", rig.ManagerOptions{Extra: []string{"--pprof-bind-address=" + pprofAddr}}, env...)
+	fresh, err := p.startManager("manager-restarted", rig.ManagerOptions{}, env...)
 	if err != nil {
 		return nil, memoryAt{}, nil, err
 	}
@@ -138,7 +129,7 @@ func (b *bench) restartAndMeasure(ctx context.Context, p *plane, mgr *rig.Proces
 	settle := max(time.Since(t0)-idleWindow, 0) // from its start to the start of the quiet spell
 	// The heap profile asks for a garbage collection first, so the live heap that
 	// GODEBUG=gctrace reports next is what the cache holds, without the catch-up's garbage.
-	b.saveHeapProfile(pprofAddr, counted.ns)
+	b.saveProfile(ctx, http.DefaultClient, "http://"+p.pprof[fresh]+"/debug/pprof/heap?gc=1", "heap-"+counted.ns, "-sample_index=inuse_space")
 	time.Sleep(time.Second)
 	m, err := measure(fresh)
 	m.Settle = settle.Seconds()
@@ -482,26 +473,4 @@ func (b *bench) admissionScale(ctx context.Context, p *plane, r row, small, big 
 
 func nameIn(o org, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: o.ns}
-}
-
-// saveHeapProfile keeps the manager's heap profile, taken after a garbage collection, in the
-// working directory.
-func (b *bench) saveHeapProfile(addr, name string) {
-	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?gc=1")
-	if err != nil {
-		b.logf("heap profile: %v", err)
-		return
-	}
-	defer resp.Body.Close()
-	path := filepath.Join(b.dir, "heap-"+name+".pb.gz")
-	f, err := os.Create(path)
-	if err == nil {
-		_, err = io.Copy(f, resp.Body)
-		_ = f.Close()
-	}
-	if err != nil {
-		b.logf("heap profile: %v", err)
-		return
-	}
-	b.logf("heap profile: go tool pprof -sample_index=inuse_space %s", path)
 }
